@@ -1,0 +1,57 @@
+"""The library entry point: ``Shelfwise`` wires settings, the database, the LLM roles and the embedder.
+
+    >>> sw = Shelfwise.open()           # settings from env / shelfwise.toml; migrates the database
+    >>> with sw.db.session() as s: ...
+    >>> llm = sw.llm("worker.generator")
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from .config import Settings, get_settings
+from .llm.client import LLM
+from .llm.registry import LLMRegistry
+from .store.accounting import DbCache, DbRecorder
+from .store.db import Database
+
+__all__ = ["Shelfwise"]
+
+
+class Shelfwise:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.recorder = DbRecorder(db)
+        self.llms = LLMRegistry(settings, recorder=self.recorder, cache=DbCache(db))
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, migrate: bool = True, **overrides: Any) -> Shelfwise:
+        settings = settings or get_settings(**overrides)
+        db = Database(settings.effective_database_url)
+        if migrate:
+            db.migrate()
+        else:
+            db.check_schema()
+        return cls(settings, db)
+
+    def llm(self, role: str) -> LLM:
+        return self.llms.for_role(role)
+
+    @cached_property
+    def embedder(self):  # type: ignore[no-untyped-def]
+        from .llm.embed import make_embedder
+
+        return make_embedder(self.settings.embedder)
+
+    def close(self) -> None:
+        self.recorder.flush()
+        self.llms.close()
+        self.db.dispose()
+
+    def __enter__(self) -> Shelfwise:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

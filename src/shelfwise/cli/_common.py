@@ -1,0 +1,51 @@
+"""Shared CLI plumbing: opening the app, printing errors with their fix, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..app import Shelfwise
+from ..errors import ShelfwiseError
+
+__all__ = ["console", "err_console", "open_app", "fail", "progress", "handle_errors"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(exc: ShelfwiseError | str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def handle_errors() -> Iterator[None]:
+    try:
+        yield
+    except ShelfwiseError as exc:
+        raise fail(exc) from None
+
+
+def open_app(migrate: bool = True) -> Shelfwise:
+    try:
+        return Shelfwise.open(migrate=migrate)
+    except ShelfwiseError as exc:
+        raise fail(exc) from None
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not sys.stderr.isatty() and False,
+    )

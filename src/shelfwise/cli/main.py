@@ -1,0 +1,148 @@
+"""The ``shelfwise`` command. Each domain adds its commands through ``register(app)`` in its own module."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..config import get_settings
+from ..errors import ShelfwiseError
+from ..llm import Message
+from ..observability import configure_logging, trace
+from ..store import Catalog, read_listings
+from ._common import console, err_console, fail, handle_errors, open_app, progress
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective settings.")
+llm_app = typer.Typer(no_args_is_help=True, help="Check the model roles.")
+app.add_typer(config_app, name="config")
+app.add_typer(llm_app, name="llm")
+
+DOMAIN_CLI_MODULES = (
+    "shelfwise.cli.enrich",
+    "shelfwise.cli.search",
+    "shelfwise.cli.graph",
+    "shelfwise.cli.serve",
+)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="info-level logs")] = False,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="structured JSON logs on stderr")] = False,
+) -> None:
+    configure_logging("INFO" if verbose else "WARNING", json_logs=json_logs)
+
+
+@app.command()
+def init() -> None:
+    """Create or migrate the database (idempotent)."""
+    sw = open_app(migrate=True)
+    console.print(f"database ready at [bold]{sw.db.engine.url.render_as_string(hide_password=True)}[/] "
+                  f"(revisions {', '.join(sorted(sw.db.current_revisions()))})")
+    sw.close()
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="listings as JSONL or CSV", exists=True, dir_okay=False)],
+    schemas: Annotated[Path | None, typer.Option(help="attribute schemas (JSON list) to load too")] = None,
+) -> None:
+    """Ingest listings. Bad rows are reported with their line number and skipped; re-ingesting is idempotent."""
+    sw = open_app()
+    with trace(), handle_errors():
+        rows = list(read_listings(file))
+        with progress() as bar, sw.db.session() as s:
+            task = bar.add_task(f"ingest {file.name}", total=len(rows))
+            catalog = Catalog(s)
+            report = None
+            for chunk_start in range(0, len(rows), 500):
+                chunk = rows[chunk_start : chunk_start + 500]
+                part = catalog.ingest(chunk, source=file.name)
+                if report is None:
+                    report = part
+                else:
+                    report.added += part.added
+                    report.updated += part.updated
+                    report.unchanged += part.unchanged
+                    report.errors.extend(part.errors)
+                bar.advance(task, len(chunk))
+            if schemas is not None:
+                from ..store import AttributeSchema
+
+                for item in json.loads(schemas.read_text()):
+                    catalog.put_schema(AttributeSchema.model_validate(item))
+    assert report is not None or not rows
+    if report is None:
+        console.print("no rows")
+        return
+    for error in report.errors:
+        err_console.print(f"[yellow]skipped[/] {error}")
+    console.print(f"{file.name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+                  f"{len(report.errors)} rejected")
+    sw.close()
+    if report.errors and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings (secrets masked)."""
+    try:
+        settings = get_settings()
+    except ShelfwiseError as exc:
+        raise fail(exc) from None
+    console.print_json(json.dumps(settings.masked(), default=str))
+
+
+@llm_app.command("ping")
+def llm_ping(role: Annotated[str | None, typer.Argument(help="a role; all roles when omitted")] = None) -> None:
+    """Send a one-line structured request to each role's model and report latency and tokens."""
+    from pydantic import BaseModel, Field
+
+    class Pong(BaseModel):
+        answer: str = Field(max_length=16)
+
+    sw = open_app()
+    roles = [role] if role else sorted(sw.settings.roles)
+    table = Table("role", "backend", "model", "ok", "latency ms", "tokens in/out", "answer")
+    failed = False
+    for name in roles:
+        with handle_errors():
+            cfg = sw.settings.role(name)
+        try:
+            value, comp = sw.llm(name).structured(
+                [Message(role="user", content='Reply with the JSON object {"answer": "pong"}.')],
+                Pong, prompt_id="ping", use_cache=False,
+            )
+            table.add_row(name, cfg.backend, cfg.model, "yes", f"{comp.latency_ms:.0f}",
+                          f"{comp.input_tokens}/{comp.output_tokens}", value.answer)
+        except ShelfwiseError as exc:
+            failed = True
+            table.add_row(name, cfg.backend, cfg.model, "[red]no[/]", "-", "-", str(exc)[:120])
+    console.print(table)
+    sw.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _register_domains() -> None:
+    for name in DOMAIN_CLI_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_domains()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,173 @@
+"""One settings object, from (highest first) init kwargs, environment, a TOML file, defaults.
+
+Environment variables use the ``SHELFWISE_`` prefix and ``__`` for nesting, e.g.
+``SHELFWISE_DATABASE_URL=postgresql+psycopg://...`` or
+``SHELFWISE_ROLES__SUPERVISOR__MODEL=qwen2.5-coder-1.5b``. The TOML file is ``shelfwise.toml`` in the
+working directory, or the path in ``SHELFWISE_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError, UnknownNameError
+
+__all__ = ["ApiKeyConfig", "RoleConfig", "EmbedderConfig", "Settings", "get_settings", "DEFAULT_ROLES"]
+
+BackendName = Literal["local", "openai", "anthropic", "bedrock", "scripted"]
+
+
+class RoleConfig(BaseModel):
+    """Which backend and model serve one role, and how calls to it behave."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: BackendName = "local"
+    model: str = "qwen2.5-coder-0.5b"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    region: str | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(512, ge=1, le=32768)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    concurrency: int = Field(1, ge=1, le=256)
+    # USD per million tokens; 0 for the embedded models (they cost seconds, which are recorded too).
+    price_in_per_mtok: float = Field(0.0, ge=0)
+    price_out_per_mtok: float = Field(0.0, ge=0)
+    context_tokens: int = Field(4096, ge=256)
+
+
+class ApiKeyConfig(BaseModel):
+    """An HTTP API key and the role it grants (reader < writer < expert < admin)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    key: SecretStr
+    role: Literal["reader", "writer", "expert", "admin"] = "reader"
+
+
+class EmbedderConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["local", "openai", "hashing"] = "local"
+    model: str = "all-minilm-l6-v2"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    batch_size: int = Field(64, ge=1)
+
+
+DEFAULT_ROLES: dict[str, RoleConfig] = {
+    "worker.generator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
+    "worker.evaluator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
+    "supervisor": RoleConfig(model="qwen2.5-coder-1.5b", max_tokens=512),
+    "graph.generator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=320),
+    "memory.manager": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=256),
+}
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("SHELFWISE_CONFIG", "shelfwise.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHELFWISE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(Path(".shelfwise"), description="where the default database, indexes and caches live")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default is a SQLite file in home")
+    data_dir: Path = Field(Path("../shared/data"), description="public benchmark data (read-only)")
+    roles: dict[str, RoleConfig] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    llm_threads: int = Field(2, ge=1, description="CPU threads for the embedded llama.cpp models")
+    llm_cache: bool = Field(True, description="cache model calls by prompt hash in the database")
+    max_listing_tokens: int = Field(1200, ge=64, description="listing text is cut to this budget")
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list, description="HTTP API keys with roles")
+    log_json: bool = False
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _merge_roles(cls, value: Any) -> Any:
+        # A TOML file or env var that sets one role must not erase the other defaults.
+        if isinstance(value, dict):
+            merged: dict[str, Any] = {k: v.model_dump() for k, v in DEFAULT_ROLES.items()}
+            for name, cfg in value.items():
+                base = merged.get(name, {})
+                patch = cfg.model_dump(exclude_unset=True) if isinstance(cfg, RoleConfig) else dict(cfg)
+                merged[name] = {**base, **patch}
+            return merged
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _toml_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'shelfwise.db').as_posix()}"
+
+    def role(self, name: str) -> RoleConfig:
+        try:
+            return self.roles[name]
+        except KeyError:
+            raise UnknownNameError("role", name, list(self.roles)) from None
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data with every secret masked."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = _mask_url(self.effective_database_url)
+        for role in data["roles"].values():
+            if role.get("api_key"):
+                role["api_key"] = "****"
+        if data["embedder"].get("api_key"):
+            data["embedder"]["api_key"] = "****"
+        return data
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # pragma: no cover - a URL SQLAlchemy cannot parse is reported later
+        return url
+
+
+def get_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic.ValidationError or a TOML syntax error
+        raise ConfigError(
+            f"invalid settings: {exc}",
+            fix=f"check {_toml_path()} and the SHELFWISE_* environment variables",
+        ) from exc

@@ -1,0 +1,21 @@
+"""Storage: models, sessions, migrations, the event log, the catalog, job progress."""
+
+from .catalog import AttributeSchema, AttributeSpec, Catalog, IngestReport, Listing, read_listings
+from .db import Database
+from .events import EventLog, StoredEvent
+from .jobs import JobTracker
+from .models import Base
+
+__all__ = [
+    "AttributeSchema",
+    "AttributeSpec",
+    "Catalog",
+    "IngestReport",
+    "Listing",
+    "read_listings",
+    "Database",
+    "EventLog",
+    "StoredEvent",
+    "JobTracker",
+    "Base",
+]

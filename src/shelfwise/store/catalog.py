@@ -1,0 +1,229 @@
+"""Listings in, products and schemas out. Ingest is idempotent: the same listing twice changes nothing;
+a changed listing bumps its version and logs ``listing_updated``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import InputError, NotFoundError, RowError
+from .events import EventLog, ListingIngested, ListingUpdated
+from .models import CategorySchema, Product
+
+__all__ = ["Listing", "AttributeSpec", "AttributeSchema", "IngestReport", "Catalog", "read_listings"]
+
+MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
+
+
+class Listing(BaseModel):
+    """A seller's listing as it arrives. Text fields are untrusted data."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=128)
+    title: str = Field(min_length=1)
+    description: str = ""
+    bullets: list[str] = Field(default_factory=list)
+    category_path: str = ""
+    brand: str | None = None
+    seller_id: str | None = None
+    image_urls: list[str] = Field(default_factory=list)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+    @field_validator("bullets", "image_urls", mode="before")
+    @classmethod
+    def _split_lists(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):  # CSV cells: "a | b | c" or a JSON list
+            v = v.strip()
+            if v.startswith("["):
+                try:
+                    return json.loads(v)
+                except json.JSONDecodeError:
+                    pass
+            return [p.strip() for p in v.split("|") if p.strip()]
+        return v
+
+    @field_validator("title", "description", "category_path")
+    @classmethod
+    def _cap(cls, v: str) -> str:
+        return v[:MAX_FIELD_CHARS]
+
+    @property
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def content_hash(self) -> str:
+        data = self.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class AttributeSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str = ""
+    type: str = "string"  # string | number | boolean | enum
+    allowed_values: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
+    unit: str | None = None
+
+
+class AttributeSchema(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    category_path: str
+    description: str = ""
+    attributes: list[AttributeSpec]
+
+
+@dataclass
+class IngestReport:
+    source: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged + len(self.errors)
+
+
+def read_listings(path: Path | str, text: str | None = None) -> Iterator[tuple[int, Listing | RowError]]:
+    """Yield (line number, listing or the row's error) from a JSONL or CSV file; never stops on a bad row."""
+    path = Path(path)
+    source = path.name
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}", fix="check the path") from exc
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        for row in reader:
+            line = reader.line_num
+            clean = {k: v for k, v in row.items() if k and v not in (None, "")}
+            yield line, _validate(source, line, clean)
+        return
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield line, RowError(source, line, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(data, dict):
+            yield line, RowError(source, line, f"expected a JSON object, got {type(data).__name__}")
+            continue
+        yield line, _validate(source, line, data)
+
+
+def _validate(source: str, line: int, data: dict[str, Any]) -> Listing | RowError:
+    try:
+        return Listing.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"])) or "row"
+        return RowError(source, line, f"{where}: {err['msg']}")
+
+
+class Catalog:
+    """Products and attribute schemas in one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.events = EventLog(session)
+
+    def upsert(self, listing: Listing, *, source: str = "") -> str:
+        """Insert or update one listing; returns 'added', 'updated' or 'unchanged'."""
+        h = listing.content_hash()
+        product = self.session.get(Product, listing.id)
+        fields = dict(
+            title=listing.title, description=listing.description, bullets=listing.bullets,
+            category_path=listing.category_path, brand=listing.brand, seller_id=listing.seller_id,
+            image_urls=listing.image_urls, extra=listing.extra_fields, content_hash=h,
+        )
+        if product is None:
+            self.session.add(Product(id=listing.id, version=1, deleted=False, **fields))
+            self.events.append(ListingIngested(product_id=listing.id, source=source, content_hash=h))
+            return "added"
+        if product.content_hash == h and not product.deleted:
+            return "unchanged"
+        changed = [k for k, v in fields.items() if k != "content_hash" and getattr(product, k) != v]
+        for k, v in fields.items():
+            setattr(product, k, v)
+        product.deleted = False
+        product.version += 1
+        self.events.append(ListingUpdated(product_id=listing.id, changed_fields=changed, content_hash=h,
+                                          version=product.version))
+        return "updated"
+
+    def ingest(self, rows: Iterable[tuple[int, Listing | RowError]], *, source: str = "") -> IngestReport:
+        report = IngestReport(source=source)
+        for _line, item in rows:
+            if isinstance(item, RowError):
+                report.errors.append(item)
+                continue
+            outcome = self.upsert(item, source=source)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return report
+
+    def get(self, product_id: str) -> Product:
+        product = self.session.get(Product, product_id)
+        if product is None or product.deleted:
+            raise NotFoundError("product", product_id, fix="ingest it first (`shelfwise ingest FILE`)")
+        return product
+
+    def products(self, *, category_prefix: str | None = None, limit: int | None = None) -> list[Product]:
+        stmt = select(Product).where(Product.deleted.is_(False)).order_by(Product.id)
+        if category_prefix:
+            stmt = stmt.where(Product.category_path.startswith(category_prefix))
+        if limit:
+            stmt = stmt.limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def delete(self, product_id: str) -> None:
+        self.get(product_id).deleted = True
+
+    # -- schemas ------------------------------------------------------------------------------------
+    def put_schema(self, schema: AttributeSchema) -> None:
+        row = self.session.get(CategorySchema, schema.category_path)
+        attrs = [a.model_dump() for a in schema.attributes]
+        if row is None:
+            self.session.add(CategorySchema(category_path=schema.category_path, version=1, attributes=attrs,
+                                            description=schema.description))
+        elif row.attributes != attrs or row.description != schema.description:
+            row.attributes, row.description, row.version = attrs, schema.description, row.version + 1
+
+    def schema_for(self, category_path: str) -> AttributeSchema | None:
+        """The most specific schema on the path ("A > B > C", then "A > B", then "A", then "")."""
+        parts = [p.strip() for p in category_path.split(">") if p.strip()]
+        for n in range(len(parts), -1, -1):
+            key = " > ".join(parts[:n])
+            row = self.session.get(CategorySchema, key)
+            if row is not None:
+                return AttributeSchema(category_path=row.category_path, description=row.description,
+                                       attributes=[AttributeSpec(**a) for a in row.attributes])
+        return None
+
+    def schemas(self) -> list[AttributeSchema]:
+        rows = self.session.scalars(select(CategorySchema).order_by(CategorySchema.category_path))
+        return [AttributeSchema(category_path=r.category_path, description=r.description,
+                                attributes=[AttributeSpec(**a) for a in r.attributes]) for r in rows]

@@ -1,0 +1,270 @@
+"""Typed events and the append-only event log: one log, three learners.
+
+Each event type is a pydantic model with a ``type`` literal. Domains append events and read them back,
+typed, by type and by position (``since_id``) — that is how enrich, graph and search talk to each other
+without importing each other's internals. Unknown extra payload keys are kept, so newer writers do not
+break older readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import InputError
+from .models import EventRow
+
+__all__ = [
+    "Event",
+    "ListingIngested",
+    "ListingUpdated",
+    "Extraction",
+    "Disagreement",
+    "SupervisorRuling",
+    "LearningChange",
+    "SellerAppeal",
+    "CustomerReturn",
+    "Review",
+    "SearchImpression",
+    "Click",
+    "AddToCart",
+    "Purchase",
+    "AnyEvent",
+    "EVENT_TYPES",
+    "EventLog",
+    "StoredEvent",
+]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    product_id: str | None = None
+
+
+class ListingIngested(Event):
+    type: Literal["listing_ingested"] = "listing_ingested"
+    source: str = ""
+    content_hash: str = ""
+
+
+class ListingUpdated(Event):
+    """A seller edited a listing (a signal: the seller may disagree with what we stored)."""
+
+    type: Literal["listing_updated"] = "listing_updated"
+    changed_fields: list[str] = Field(default_factory=list)
+    content_hash: str = ""
+    version: int = 1
+
+
+class Extraction(Event):
+    type: Literal["extraction"] = "extraction"
+    attribute: str
+    value: str | None
+    status: str
+    model: str = ""
+    prompt_version: str = ""
+    learning_ids: list[int] = Field(default_factory=list)
+    batch_id: str | None = None
+
+
+class Disagreement(Event):
+    type: Literal["disagreement"] = "disagreement"
+    attribute: str
+    category_path: str = ""
+    values: list[str | None] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    batch_id: str | None = None
+
+
+class SupervisorRuling(Event):
+    type: Literal["supervisor_ruling"] = "supervisor_ruling"
+    attribute: str
+    value: str | None
+    confidence: float = 0.0
+    why_disagreed: str = ""
+    learning_ids: list[int] = Field(default_factory=list)
+    sent_to_review: bool = False
+
+
+class LearningChange(Event):
+    type: Literal["learning_change"] = "learning_change"
+    learning_id: int
+    action: str  # created | merged | replaced | edited | approved | retired | rolled_back | promoted
+    reason: str = ""
+
+
+class SellerAppeal(Event):
+    """Untrusted text: ``message`` is data, never an instruction to any model."""
+
+    type: Literal["seller_appeal"] = "seller_appeal"
+    seller_id: str | None = None
+    attribute: str | None = None
+    claimed_value: str | None = None
+    message: str = ""
+
+
+class CustomerReturn(Event):
+    type: Literal["customer_return"] = "customer_return"
+    reason: str = ""
+    query: str | None = None
+    decision_id: str | None = None
+
+
+class Review(Event):
+    type: Literal["review"] = "review"
+    rating: int = Field(0, ge=0, le=5)
+    text: str = ""
+
+
+class SearchImpression(Event):
+    """What a shopper was shown, and by which logged decision (with its propensity, for off-policy eval)."""
+
+    type: Literal["search_impression"] = "search_impression"
+    query: str
+    decision_id: str
+    product_ids: list[str]
+    propensity: float = Field(1.0, gt=0.0, le=1.0)
+    action: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    user_segment: str | None = None
+
+
+class _Interaction(Event):
+    query: str | None = None
+    decision_id: str | None = None
+    position: int | None = Field(None, ge=0)
+
+
+class Click(_Interaction):
+    type: Literal["click"] = "click"
+
+
+class AddToCart(_Interaction):
+    type: Literal["add_to_cart"] = "add_to_cart"
+
+
+class Purchase(_Interaction):
+    type: Literal["purchase"] = "purchase"
+    quantity: int = Field(1, ge=1)
+
+
+AnyEvent = Annotated[
+    Union[
+        ListingIngested,
+        ListingUpdated,
+        Extraction,
+        Disagreement,
+        SupervisorRuling,
+        LearningChange,
+        SellerAppeal,
+        CustomerReturn,
+        Review,
+        SearchImpression,
+        Click,
+        AddToCart,
+        Purchase,
+    ],
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+EVENT_TYPES: tuple[str, ...] = tuple(
+    cls.model_fields["type"].default
+    for cls in (
+        ListingIngested, ListingUpdated, Extraction, Disagreement, SupervisorRuling, LearningChange,
+        SellerAppeal, CustomerReturn, Review, SearchImpression, Click, AddToCart, Purchase,
+    )
+)
+
+
+class StoredEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    ts: datetime
+    trace_id: str | None
+    event: Any  # one of AnyEvent
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise InputError(
+            f"invalid event {data.get('type')!r}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
+            fix=f"send one of the event types {', '.join(EVENT_TYPES)} with its required fields",
+        ) from exc
+
+
+class EventLog:
+    """Append and read typed events. Appends join the caller's transaction (commit is the caller's)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, event: Event, *, idempotency_key: str | None = None, trace_id: str | None = None) -> int:
+        """Append one event and return its id. With an idempotency key, a repeat returns the first id."""
+        from ..observability import EVENTS_APPENDED, current_trace_id
+
+        if event.type not in EVENT_TYPES:
+            raise InputError(f"unknown event type {event.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
+        if idempotency_key is not None:
+            existing = self.session.scalar(select(EventRow.id).where(EventRow.idempotency_key == idempotency_key))
+            if existing is not None:
+                return existing
+        payload = event.model_dump(mode="json", exclude={"type", "product_id"})
+        row = EventRow(
+            type=event.type,
+            product_id=event.product_id,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            trace_id=trace_id or current_trace_id(),
+        )
+        EVENTS_APPENDED.labels(event.type).inc()
+        if idempotency_key is None:
+            self.session.add(row)
+            self.session.flush()
+            return row.id
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:  # a concurrent writer won the race; the event is already logged
+            return self.session.scalar(select(EventRow.id).where(EventRow.idempotency_key == idempotency_key))
+        return row.id
+
+    def read(
+        self,
+        types: Sequence[str] | str | None = None,
+        *,
+        since_id: int = 0,
+        product_id: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[StoredEvent]:
+        """Events in log order, typed. ``since_id`` is exclusive, so a reader can resume from its last id."""
+        stmt = select(EventRow).where(EventRow.id > since_id).order_by(EventRow.id)
+        if isinstance(types, str):
+            types = [types]
+        if types:
+            stmt = stmt.where(EventRow.type.in_(list(types)))
+        if product_id is not None:
+            stmt = stmt.where(EventRow.product_id == product_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        for row in self.session.scalars(stmt).yield_per(1000):
+            data = {**row.payload, "type": row.type, "product_id": row.product_id}
+            yield StoredEvent(id=row.id, ts=row.ts, trace_id=row.trace_id, event=_ADAPTER.validate_python(data))
+
+    def count(self, type: str | None = None) -> int:
+        from sqlalchemy import func
+
+        stmt = select(func.count(EventRow.id))
+        if type:
+            stmt = stmt.where(EventRow.type == type)
+        return int(self.session.scalar(stmt) or 0)

@@ -1,0 +1,43 @@
+"""Resumable, idempotent batch jobs: each item is marked done in the same transaction as its result,
+so a crash mid-batch redoes at most the item in flight and never duplicates a finished one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from .db import Database
+from .models import JobItem
+
+__all__ = ["JobTracker"]
+
+
+class JobTracker:
+    def __init__(self, db: Database, job: str) -> None:
+        self.db, self.job = db, job
+
+    def done_items(self) -> set[str]:
+        with self.db.session() as s:
+            return set(s.scalars(select(JobItem.item).where(JobItem.job == self.job, JobItem.status == "done")))
+
+    def pending(self, items: Iterable[str]) -> list[str]:
+        done = self.done_items()
+        return [i for i in items if i not in done]
+
+    def mark(self, session, item: str, status: str, *, result: dict[str, Any] | None = None,  # type: ignore[no-untyped-def]
+             error: str | None = None) -> None:
+        """Record an item's outcome inside the caller's transaction."""
+        row = session.scalar(select(JobItem).where(JobItem.job == self.job, JobItem.item == item))
+        if row is None:
+            row = JobItem(job=self.job, item=item, attempts=0)
+            session.add(row)
+        row.status, row.result, row.error = status, result, error
+        row.attempts = (row.attempts or 0) + 1
+
+    def results(self) -> dict[str, dict[str, Any] | None]:
+        with self.db.session() as s:
+            rows = s.execute(select(JobItem.item, JobItem.result).where(JobItem.job == self.job,
+                                                                         JobItem.status == "done"))
+            return {item: result for item, result in rows}
