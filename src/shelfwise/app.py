@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from .config import Settings, get_settings
+from .contracts import Providers
 from .llm.client import LLM
 from .llm.registry import LLMRegistry
 from .store.accounting import DbCache, DbRecorder
@@ -25,6 +26,7 @@ class Shelfwise:
         self.db = db
         self.recorder = DbRecorder(db)
         self.llms = LLMRegistry(settings, recorder=self.recorder, cache=DbCache(db))
+        self.providers = Providers()
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True, **overrides: Any) -> Shelfwise:

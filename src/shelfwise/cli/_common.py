@@ -13,9 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..app import Shelfwise
 from ..errors import ShelfwiseError
 
-__all__ = ["console", "err_console", "open_app", "fail", "progress", "handle_errors"]
+__all__ = ["feedback_app", "console", "err_console", "open_app", "fail", "progress", "handle_errors"]
 
 console = Console()
+# Shared by enrich (appeal, return, review, listing-update) and search (click, add-to-cart, purchase):
+# each domain's CLI module adds its own commands to it.
+feedback_app = typer.Typer(no_args_is_help=True, help="Record shopper and seller feedback events.")
 err_console = Console(stderr=True)
 
 

@@ -15,13 +15,14 @@ from ..errors import ShelfwiseError
 from ..llm import Message
 from ..observability import configure_logging, trace
 from ..store import Catalog, read_listings
-from ._common import console, err_console, fail, handle_errors, open_app, progress
+from ._common import console, err_console, fail, feedback_app, handle_errors, open_app, progress
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective settings.")
 llm_app = typer.Typer(no_args_is_help=True, help="Check the model roles.")
 app.add_typer(config_app, name="config")
 app.add_typer(llm_app, name="llm")
+app.add_typer(feedback_app, name="feedback")
 
 DOMAIN_CLI_MODULES = (
     "shelfwise.cli.enrich",
