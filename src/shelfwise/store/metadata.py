@@ -10,6 +10,7 @@ from .models import Base
 
 # Domain modules that declare tables on ``Base``. Add yours here with its own Alembic branch.
 DOMAIN_MODEL_MODULES: tuple[str, ...] = (
+    "shelfwise.enrich.kb.models",
     "shelfwise.enrich.models",
     "shelfwise.graph.models",
     "shelfwise.search.models",
