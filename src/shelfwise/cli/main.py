@@ -26,6 +26,7 @@ app.add_typer(feedback_app, name="feedback")
 
 DOMAIN_CLI_MODULES = (
     "shelfwise.cli.enrich",
+    "shelfwise.cli.kb",
     "shelfwise.cli.search",
     "shelfwise.cli.graph",
     "shelfwise.cli.serve",
