@@ -1,0 +1,5 @@
+"""The HTTP API over the library."""
+
+from .app import ROUTERS, create_app
+
+__all__ = ["create_app", "ROUTERS"]

@@ -20,7 +20,7 @@ from ..errors import InputError, NotFoundError, RowError
 from .events import EventLog, ListingIngested, ListingUpdated
 from .models import CategorySchema, Product
 
-__all__ = ["Listing", "AttributeSpec", "AttributeSchema", "IngestReport", "Catalog", "read_listings"]
+__all__ = ["Listing", "AttributeSpec", "AttributeSchema", "IngestReport", "Catalog", "read_listings", "validate_row"]
 
 MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
 
@@ -119,7 +119,7 @@ def read_listings(path: Path | str, text: str | None = None) -> Iterator[tuple[i
         for row in reader:
             line = reader.line_num
             clean = {k: v for k, v in row.items() if k and v not in (None, "")}
-            yield line, _validate(source, line, clean)
+            yield line, validate_row(source, line, clean)
         return
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -132,10 +132,11 @@ def read_listings(path: Path | str, text: str | None = None) -> Iterator[tuple[i
         if not isinstance(data, dict):
             yield line, RowError(source, line, f"expected a JSON object, got {type(data).__name__}")
             continue
-        yield line, _validate(source, line, data)
+        yield line, validate_row(source, line, data)
 
 
-def _validate(source: str, line: int, data: dict[str, Any]) -> Listing | RowError:
+def validate_row(source: str, line: int, data: dict[str, Any]) -> Listing | RowError:
+    """One row of input as a listing, or the row's error (never raises)."""
     try:
         return Listing.model_validate(data)
     except ValidationError as exc:

@@ -1,0 +1,76 @@
+"""The HTTP API (OpenAPI at /docs): one router per resource over the library; HTTP errors only here.
+
+Domain packages add routers by exposing ``router`` in ``shelfwise.api.routers.<name>``; the ones listed in
+``ROUTERS`` that exist are mounted."""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..app import Shelfwise
+from ..errors import (
+    ConfigError,
+    IndexStateError,
+    InputError,
+    LLMError,
+    MigrationError,
+    NotFoundError,
+    NotTrainedError,
+    ShelfwiseError,
+)
+from ..observability import trace
+
+__all__ = ["create_app", "ROUTERS", "STATUS_BY_ERROR"]
+
+ROUTERS = ("system", "products", "events", "enrich", "kb", "search", "graph")
+
+# Most specific first: the first matching class decides the status code.
+STATUS_BY_ERROR: tuple[tuple[type[ShelfwiseError], int], ...] = (
+    (NotFoundError, 404),
+    (InputError, 422),
+    (MigrationError, 503),
+    (IndexStateError, 503),
+    (NotTrainedError, 409),
+    (LLMError, 502),
+    (ConfigError, 500),
+    (ShelfwiseError, 500),
+)
+
+
+def create_app(sw: Shelfwise | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        owned = sw is None
+        app.state.sw = sw or Shelfwise.open()
+        yield
+        if owned:
+            app.state.sw.close()
+
+    app = FastAPI(title="shelfwise", version="0.1.0", lifespan=lifespan,
+                  description="Self-learning product intelligence: enrich, understand, search.")
+
+    @app.middleware("http")
+    async def with_trace(request: Request, call_next):  # type: ignore[no-untyped-def]
+        with trace(request.headers.get("x-trace-id")) as tid:
+            response = await call_next(request)
+        response.headers["x-trace-id"] = tid
+        return response
+
+    @app.exception_handler(ShelfwiseError)
+    async def on_error(_request: Request, exc: ShelfwiseError) -> JSONResponse:
+        code = next(c for cls, c in STATUS_BY_ERROR if isinstance(exc, cls))
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc), "fix": exc.fix}, status_code=code)
+
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(f"shelfwise.api.routers.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"shelfwise.api.routers.{name}":
+                raise
+            continue
+        app.include_router(module.router)
+    return app

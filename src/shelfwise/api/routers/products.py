@@ -1,0 +1,64 @@
+"""Products: ingest listings, read them back with their current attribute values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from ...store import Catalog
+from ...store.catalog import validate_row
+from ...store.models import ExtractedValue
+from ..deps import AppDep, Reader, Writer
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+
+class IngestResult(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    rejected: list[dict[str, Any]]
+
+
+class ProductOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    bullets: list[str]
+    category_path: str
+    brand: str | None
+    version: int
+    attributes: dict[str, dict[str, Any]]
+
+
+@router.post("", response_model=IngestResult)
+def ingest(rows: list[dict[str, Any]], sw: AppDep, _: Writer) -> IngestResult:
+    """Ingest listings (JSON objects). Bad rows are rejected with their index; the others are kept."""
+    parsed = [(i, validate_row("request", i, row)) for i, row in enumerate(rows)]
+    with sw.db.session() as s:
+        report = Catalog(s).ingest(parsed, source="api")
+    return IngestResult(added=report.added, updated=report.updated, unchanged=report.unchanged,
+                        rejected=[{"index": e.line, "problem": e.problem} for e in report.errors])
+
+
+@router.get("", response_model=list[str])
+def list_ids(sw: AppDep, _: Reader, category: str | None = None, limit: int = 100) -> list[str]:
+    with sw.db.session() as s:
+        return [p.id for p in Catalog(s).products(category_prefix=category, limit=min(limit, 10_000))]
+
+
+@router.get("/{product_id}", response_model=ProductOut)
+def get(product_id: str, sw: AppDep, _: Reader) -> ProductOut:
+    with sw.db.session() as s:
+        p = Catalog(s).get(product_id)
+        values = s.scalars(select(ExtractedValue).where(ExtractedValue.product_id == product_id,
+                                                        ExtractedValue.is_current.is_(True)))
+        attrs = {v.attribute: {"value": v.value, "status": v.status, "model": v.model,
+                               "prompt_version": v.prompt_version, "learning_ids": v.learning_ids}
+                 for v in values}
+        return ProductOut(id=p.id, title=p.title, description=p.description, bullets=list(p.bullets),
+                          category_path=p.category_path, brand=p.brand, version=p.version, attributes=attrs)
+
