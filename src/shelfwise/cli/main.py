@@ -113,7 +113,7 @@ def llm_ping(role: Annotated[str | None, typer.Argument(help="a role; all roles 
     sw = open_app()
     roles = [role] if role else sorted(sw.settings.roles)
     table = Table("role", "backend", "model", "ok", "latency ms", "tokens in/out", "answer")
-    failed = False
+    failures: list[tuple[str, ShelfwiseError]] = []
     for name in roles:
         with handle_errors():
             cfg = sw.settings.role(name)
@@ -125,11 +125,13 @@ def llm_ping(role: Annotated[str | None, typer.Argument(help="a role; all roles 
             table.add_row(name, cfg.backend, cfg.model, "yes", f"{comp.latency_ms:.0f}",
                           f"{comp.input_tokens}/{comp.output_tokens}", value.answer)
         except ShelfwiseError as exc:
-            failed = True
-            table.add_row(name, cfg.backend, cfg.model, "[red]no[/]", "-", "-", str(exc)[:120])
+            failures.append((name, exc))
+            table.add_row(name, cfg.backend, cfg.model, "[red]no[/]", "-", "-", type(exc).__name__)
     console.print(table)
+    for name, exc in failures:  # the whole message, so the fix is not cut off by the table
+        err_console.print(f"[red]{name}[/]: {exc}")
     sw.close()
-    if failed:
+    if failures:
         raise typer.Exit(1)
 
 
