@@ -46,7 +46,7 @@ def init() -> None:
     """Create or migrate the database (idempotent)."""
     sw = open_app(migrate=True)
     console.print(f"database ready at [bold]{sw.db.engine.url.render_as_string(hide_password=True)}[/] "
-                  f"(revisions {', '.join(sorted(sw.db.current_revisions()))})")
+                  f"(revisions {', '.join(sorted(sw.db.applied_revisions()))})")
     sw.close()
 
 
