@@ -1,0 +1,61 @@
+"""Dense vectors: a usearch HNSW index for retrieval, and the raw matrix for exact per-candidate features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from usearch.index import Index
+
+from . import _native  # noqa: F401  (must precede usearch; see the module)
+
+__all__ = ["DenseIndex"]
+
+
+class DenseIndex:
+    """Keys are row numbers of the search index. Removed rows stay in the matrix (masked by ``alive``)."""
+
+    def __init__(self, dim: int, vectors: np.ndarray | None = None, *, index: Index | None = None) -> None:
+        self.dim = dim
+        self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else vectors.astype(np.float32)
+        if index is None:
+            index = Index(ndim=dim, metric="ip", dtype="f32", connectivity=16, expansion_add=128,
+                          expansion_search=96)
+            if len(self.vectors):
+                index.add(np.arange(len(self.vectors), dtype=np.uint64), self.vectors)
+        self.index = index
+
+    def append(self, vector: np.ndarray) -> int:
+        row = len(self.vectors)
+        self.vectors = np.vstack([self.vectors, vector.reshape(1, -1).astype(np.float32)])
+        self.index.add(np.uint64(row), vector.astype(np.float32))
+        return row
+
+    def remove(self, row: int) -> None:
+        if row in self.index:
+            self.index.remove(np.uint64(row))
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cosine similarities), best first; L2-normalised vectors make inner product the cosine."""
+        if len(self.index) == 0 or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        found = self.index.search(query.astype(np.float32), min(k, len(self.index)))
+        return found.keys.astype(np.int64), (1.0 - found.distances).astype(np.float32)
+
+    def similarity(self, query: np.ndarray) -> np.ndarray:
+        """Exact cosine with every row: one matrix-vector product, cheap for tens of thousands of rows."""
+        return self.vectors @ query.astype(np.float32)
+
+    def save(self, directory: Path) -> None:
+        np.save(directory / "vectors.npy", self.vectors)
+        self.index.save(str(directory / "dense.usearch"))
+
+    @classmethod
+    def load(cls, directory: Path, dim: int) -> DenseIndex:
+        vectors = np.load(directory / "vectors.npy")
+        if vectors.ndim != 2 or vectors.shape[1] != dim:
+            raise ValueError(f"vectors have shape {vectors.shape}, expected (n, {dim})")
+        index = Index.restore(str(directory / "dense.usearch"))
+        if index is None or index.ndim != dim:
+            raise ValueError("dense.usearch is not a usearch index of the expected dimension")
+        return cls(dim, vectors, index=index)

@@ -1,0 +1,123 @@
+"""The request path: understand the query, let the bandit pick a strategy mix, retrieve, rank, explain.
+
+Pure in-memory work (no database, no model call besides the query embedding), so the service, the CLI, the
+HTTP API and the benchmark all run exactly this code."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..contracts import IntentSource
+from ..errors import NotTrainedError
+from .bandit import Arm, ContextualBandit, query_context
+from .config import SearchConfig
+from .index import Embedder, SearchIndex
+from .memory import MemoryIndex
+from .query import Query, SearchContext
+from .rank import FEATURE_NAMES, LTRRanker, feature_matrix
+from .retrievers import Candidate, get_retriever
+from .understanding import QueryUnderstanding
+
+__all__ = ["Hit", "SearchResult", "Searcher", "rrf_scores"]
+
+
+@dataclass
+class Hit:
+    product_id: str
+    title: str
+    score: float
+    position: int
+    found_by: dict[str, int] = field(default_factory=dict)  # strategy -> its rank of this product
+    features: dict[str, float] = field(default_factory=dict)
+    edges: list[int] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    query: str
+    decision_id: str
+    arm: str
+    mix: dict[str, int]
+    propensity: float
+    context: dict[str, Any]
+    ranker: str  # "ltr" or "rrf" (fusion, when no ranker is trained yet)
+    hits: list[Hit]
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    n_candidates: int = 0
+
+    @property
+    def product_ids(self) -> list[str]:
+        return [h.product_id for h in self.hits]
+
+
+def rrf_scores(rows: np.ndarray, found: dict[int, dict[str, int]], k0: float = 60.0) -> np.ndarray:
+    """Reciprocal-rank fusion of the strategies' own rankings (the ranker's fallback and a baseline)."""
+    return np.array([sum(1.0 / (k0 + r + 1) for r in found[int(row)].values()) for row in rows])
+
+
+class Searcher:
+    def __init__(self, index: SearchIndex, embedder: Embedder, *, config: SearchConfig | None = None,
+                 memory: MemoryIndex | None = None, understanding: QueryUnderstanding | None = None,
+                 intents: IntentSource | None = None, bandit: ContextualBandit | None = None,
+                 ranker: LTRRanker | None = None) -> None:
+        self.index, self.embedder = index, embedder
+        self.config = config or index.config
+        self.memory, self.understanding, self.intents = memory, understanding, intents
+        self.bandit = bandit or ContextualBandit(epsilon=self.config.bandit_epsilon)
+        self.ranker = ranker
+        self.retrievers = {name: get_retriever(name) for name in ("lexical", "structured", "dense", "memory", "intent")}
+
+    def query(self, text: str, context: SearchContext | None = None) -> Query:
+        return Query(text, self.index, embedder=self.embedder, memory=self.memory, understanding=self.understanding,
+                     intents=self.intents, config=self.config, context=context)
+
+    def candidates(self, q: Query, arm: Arm) -> tuple[np.ndarray, dict[int, dict[str, int]]]:
+        found: dict[int, dict[str, int]] = defaultdict(dict)
+        for name, n in arm.mix.items():
+            cands: list[Candidate] = self.retrievers[name].retrieve(q, n, q.context)
+            for c in cands:
+                found[c.row][name] = c.rank
+        rows = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
+        if len(rows) > self.config.max_candidates:  # keep the best-fused ones; the ranker's cost is linear
+            keep = np.argsort(-rrf_scores(rows, found))[: self.config.max_candidates]
+            rows = rows[keep]
+        return rows, found
+
+    def score(self, q: Query, rows: np.ndarray, found: dict[int, dict[str, int]]) -> tuple[np.ndarray, str, np.ndarray]:
+        X = feature_matrix(q, rows)
+        if self.ranker is not None:
+            try:
+                return self.ranker.predict(X), "ltr", X
+            except NotTrainedError:
+                pass
+        return rrf_scores(rows, found), "rrf", X
+
+    def search(self, text: str, k: int = 10, context: SearchContext | None = None, *, arm: Arm | None = None,
+               explain: bool = False) -> SearchResult:
+        q = self.query(text, context)
+        ctx = query_context(q)
+        if arm is None:
+            arm, propensity = self.bandit.choose(ctx)
+        else:
+            propensity = 1.0
+        rows, found = self.candidates(q, arm)
+        scores, ranker, X = self.score(q, rows, found)
+        order = np.argsort(-scores, kind="stable")[:k]
+        hits = []
+        for pos, i in enumerate(order):
+            row = int(rows[i])
+            doc = self.index.docs[row]
+            hit = Hit(doc.id, doc.title, float(scores[i]), pos, dict(found[row]))
+            if explain:
+                hit.features = {n: round(float(v), 4) for n, v in zip(FEATURE_NAMES, X[i], strict=True) if v}
+                hit.edges = q.edges_for(doc.id)
+            hits.append(hit)
+        slots = [{"field": s.field, "value": s.value, "weight": round(s.weight, 3), "source": s.source}
+                 for s in q.slots]
+        return SearchResult(q.text, uuid.uuid4().hex, arm.name, dict(arm.mix), propensity, ctx, ranker, hits,
+                            slots, len(rows))

@@ -1,0 +1,192 @@
+"""``SearchService``: the library API used by the CLI, the HTTP API and the demo.
+
+    svc = SearchService(sw)
+    svc.build_index()                        # or svc.sync() for an incremental update from the catalog
+    result = svc.search("red running shoes", k=10, explain=True)
+    svc.feedback("click", result.hits[0].product_id, result.decision_id)
+    svc.learn()                              # replay the log into the bandit and retrain the ranker
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from ..errors import InputError, UnknownNameError
+from ..store.events import SearchImpression
+from ..store.models import utcnow
+from .bandit import ContextualBandit
+from .config import SearchConfig
+from .documents import load_docs
+from .feedback import log_impression, record_feedback
+from .index import SearchIndex
+from .learning import judged_training_data, learn_bandit, replay_returns, train_ranker_from_log
+from .memory import MemoryIndex, store_predicted
+from .models import MemoryEntry
+from .pipeline import Searcher, SearchResult
+from .query import SearchContext
+from .rank import LTRRanker
+from .understanding import QueryUnderstanding
+
+if TYPE_CHECKING:
+    from ..app import Shelfwise
+
+__all__ = ["SearchService"]
+
+log = logging.getLogger("shelfwise.search")
+
+
+class SearchService:
+    def __init__(self, sw: Shelfwise, config: SearchConfig | None = None, *, directory: Path | None = None) -> None:
+        self.sw = sw
+        self.config = config or SearchConfig()
+        self.directory = directory or sw.settings.home / "index"
+        self._searcher: Searcher | None = None
+        self._memory_stale = False
+
+    # -- index --------------------------------------------------------------------------------------
+    def _intents_for(self, docs: list) -> dict[str, list[tuple[str, float]]]:
+        source = self.sw.providers.intents
+        if source is None:
+            return {}
+        return {d.id: list(source.product_intents(d.id, k=5)) for d in docs}
+
+    def build_index(self) -> dict[str, Any]:
+        """Index every live product from scratch (``shelfwise index --rebuild``)."""
+        t0 = time.perf_counter()
+        with self.sw.db.session() as s:
+            docs = load_docs(s)
+            index = SearchIndex.build(docs, self.sw.embedder, self.config)
+            n_predicted = store_predicted(s, docs, self._intents_for(docs))
+        index.save(self.directory)
+        self._searcher = None
+        return {"products": len(index), "predicted_queries": n_predicted, "seconds": time.perf_counter() - t0}
+
+    def sync(self) -> dict[str, int]:
+        """Bring the index up to date with the catalog: add, re-index and drop changed products only."""
+        index = self.searcher().index
+        with self.sw.db.session() as s:
+            docs = {d.id: d for d in load_docs(s)}
+            indexed = {index.docs[r].id: index.docs[r].stamp for r in index.row_of.values()}
+            changed = [d for pid, d in docs.items() if indexed.get(pid) != d.stamp]
+            removed = [pid for pid in indexed if pid not in docs]
+            for doc in changed:
+                index.upsert(doc, self.sw.embedder)
+            for pid in removed:
+                index.delete(pid)
+            if changed:
+                store_predicted(s, changed, self._intents_for(changed))
+        if changed or removed:
+            index.save(self.directory)
+            self._searcher = None
+        return {"updated": len(changed), "deleted": len(removed), "unchanged": len(docs) - len(changed)}
+
+    def upsert(self, product_id: str) -> None:
+        """Re-index one product from the catalog (or drop it if it was deleted); visible at once."""
+        searcher = self.searcher()
+        with self.sw.db.session() as s:
+            docs = load_docs(s, [product_id])
+            if docs:
+                searcher.index.upsert(docs[0], self.sw.embedder)
+                store_predicted(s, docs, self._intents_for(docs))
+            else:
+                searcher.index.delete(product_id, missing_ok=True)
+        searcher.index.save(self.directory)
+        self._memory_stale = True
+
+    # -- the loaded pipeline ----------------------------------------------------------------------------
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.embedder.name)
+            bandit = ContextualBandit(epsilon=self.config.bandit_epsilon).load(self.directory / "bandit.npz")
+            ranker: LTRRanker | None = None
+            if (self.directory / "ranker.json").exists():
+                ranker = LTRRanker().load(self.directory / "ranker.json")
+            self._searcher = Searcher(index, self.sw.embedder, config=self.config, intents=self.sw.providers.intents,
+                                      bandit=bandit, ranker=ranker)
+            self._memory_stale = True
+        if self._memory_stale:
+            self._refresh_memory(self._searcher)
+        return self._searcher
+
+    def _refresh_memory(self, searcher: Searcher) -> None:
+        index = searcher.index
+        with self.sw.db.session() as s:
+            searcher.memory = MemoryIndex.load(s, index.row_of, len(index.docs),
+                                               half_life_days=self.config.memory_half_life_days,
+                                               predicted_weight=self.config.predicted_query_weight)
+            clicks = s.execute(select(MemoryEntry.query_key, MemoryEntry.product_id)
+                               .where(MemoryEntry.source == "observed", MemoryEntry.score > 0)).all()
+        pairs = [(key, index.row_of[pid]) for key, pid in clicks if pid in index.row_of]
+        searcher.understanding = QueryUnderstanding().fit(index.docs, pairs)
+        self._memory_stale = False
+
+    # -- requests -------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Drop the loaded pipeline; the next request reloads index, models and providers."""
+        self._searcher = None
+
+    def search(self, query: object, k: int | None = None, *, context: SearchContext | None = None,
+               explain: bool = False, arm: str | None = None, log_impression_event: bool = True) -> SearchResult:
+        """Run the pipeline and log the decision. ``arm`` forces a strategy mix (logged with propensity 1)."""
+        k = k or self.config.default_k
+        searcher = self.searcher()
+        forced = None
+        if arm is not None:
+            forced = next((a for a in searcher.bandit.arms if a.name == arm), None)
+            if forced is None:
+                raise UnknownNameError("strategy mix", arm, [a.name for a in searcher.bandit.arms])
+        result = searcher.search(query, k, context, arm=forced, explain=explain)  # type: ignore[arg-type]
+        if log_impression_event:
+            with self.sw.db.session() as s:
+                log_impression(s, SearchImpression(
+                    query=result.query, decision_id=result.decision_id, product_ids=result.product_ids,
+                    propensity=max(min(result.propensity, 1.0), 1e-6),
+                    action={"arm": result.arm, "mix": result.mix, "ranker": result.ranker},
+                    context=result.context, user_segment=context.user_segment if context else None))
+        return result
+
+    def feedback(self, kind: str, product_id: str, decision_id: str, *, position: int | None = None,
+                 quantity: int = 1) -> int:
+        with self.sw.db.session() as s:
+            event_id = record_feedback(s, kind, product_id, decision_id, position=position, quantity=quantity,
+                                       half_life_days=self.config.memory_half_life_days)
+        self._memory_stale = True
+        return event_id
+
+    def train_ranker(self, judgements: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+        """Fit the ranker on graded judgements ({query: {product_id: 0..3}}: I, C, S, E) and save it."""
+        searcher = self.searcher()
+        X, y, groups = judged_training_data(searcher, judgements)
+        if len(groups) < 2:
+            raise InputError(f"only {len(groups)} judged queries with a relevant product",
+                             fix="give at least two queries, each with a product labelled above 0")
+        searcher.ranker = LTRRanker().fit(X, y, groups)
+        searcher.ranker.save(self.directory / "ranker.json")
+        return {"queries": len(groups), "rows": len(y)}
+
+    def learn(self, *, feedback_window: timedelta = timedelta(minutes=30), retrain_ranker: bool = True
+              ) -> dict[str, Any]:
+        """Replay the event log: returns into the memory index, closed decisions into the bandit, all logged
+        impressions and interactions into the ranker's training data (IPW position-debiased)."""
+        searcher = self.searcher()
+        report: dict[str, Any] = {}
+        with self.sw.db.session() as s:
+            report["returns"] = replay_returns(s, self.config.memory_half_life_days)
+            report["bandit_updates"] = learn_bandit(s, searcher.bandit, before=utcnow() - feedback_window)
+        searcher.bandit.save(self.directory / "bandit.npz")
+        self._refresh_memory(searcher)
+        if retrain_ranker:
+            with self.sw.db.session() as s:
+                ranker, n_queries = train_ranker_from_log(s, searcher)
+            report["ranker_queries"] = n_queries
+            if ranker is not None:
+                ranker.save(self.directory / "ranker.json")
+                searcher.ranker = ranker
+        return report

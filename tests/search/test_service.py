@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from shelfwise.errors import InputError, UnknownNameError
+from shelfwise.search import SearchContext
+from shelfwise.search.memory import record_interaction
+from shelfwise.search.models import MemoryEntry
+from shelfwise.store import EventLog
+from shelfwise.store.events import CustomerReturn
+
+
+def _observed(app, product_id):
+    with app.db.session() as s:
+        return s.scalar(select(MemoryEntry.score).where(MemoryEntry.product_id == product_id,
+                                                        MemoryEntry.source == "observed"))
+
+
+def test_every_search_is_logged_with_its_decision_and_propensity(service, app):
+    result = service.search("espresso", k=3, context=SearchContext(user_segment="pro"))
+    with app.db.session() as s:
+        (stored,) = list(EventLog(s).read("search_impression"))
+    ev = stored.event
+    assert ev.decision_id == result.decision_id and ev.product_ids == result.product_ids
+    assert ev.propensity == pytest.approx(result.propensity) and 0 < ev.propensity <= 1
+    assert ev.action["arm"] == result.arm and ev.action["mix"] == result.mix
+    assert ev.context["segment"] == "pro" and ev.user_segment == "pro"
+    with pytest.raises(UnknownNameError):
+        service.search("espresso", arm="no-such-mix")
+
+
+def test_feedback_updates_the_memory_index_and_search(service, app):
+    result = service.search("gift idea", arm="broad")
+    target = result.hits[-1].product_id
+    service.feedback("click", target, result.decision_id)
+    service.feedback("purchase", target, result.decision_id, position=len(result.hits) - 1)
+    assert _observed(app, target) == pytest.approx(5.0)  # click 1 + purchase 4
+    again = service.search("gift idea", arm="memory-led", explain=True, log_impression_event=False)
+    assert again.hits[0].product_id == target
+    assert again.hits[0].features["memory_observed"] > 0
+    with app.db.session() as s:
+        kinds = [e.event.type for e in EventLog(s).read(["click", "purchase"])]
+    assert kinds == ["click", "purchase"]
+
+
+@pytest.mark.parametrize("case", ["unknown_product", "no_decision", "not_shown", "wrong_position", "kind"])
+def test_impossible_feedback_is_rejected_logged_and_not_stored(service, app, caplog, case):
+    result = service.search("running shoes", k=2)
+    shown = result.hits[0].product_id
+    args = {"unknown_product": ("click", "p-nope", result.decision_id, None),
+            "no_decision": ("click", shown, "decision-that-never-happened", None),
+            "not_shown": ("click", "p-charger", result.decision_id, None),
+            "wrong_position": ("click", shown, result.decision_id, 5),
+            "kind": ("return", shown, result.decision_id, None)}[case]
+    with caplog.at_level(logging.WARNING, logger="shelfwise.search"), pytest.raises(InputError) as err:
+        service.feedback(args[0], args[1], args[2], position=args[3])
+    assert "fix:" in str(err.value)
+    assert "feedback rejected" in caplog.text
+    with app.db.session() as s:
+        assert EventLog(s).count("click") == 0
+        assert s.scalar(select(MemoryEntry).where(MemoryEntry.source == "observed")) is None
+
+
+def test_learn_replays_decisions_returns_and_trains_the_ranker(service, app):
+    for query in ["espresso", "coffee grinder", "running shoes", "camping tent", "headphones"]:
+        result = service.search(query, k=5)
+        service.feedback("click", result.hits[0].product_id, result.decision_id)
+    result = service.search("winter sleeping bag", k=5)
+    bag = result.hits[0].product_id
+    service.feedback("purchase", bag, result.decision_id)
+    with app.db.session() as s:
+        EventLog(s).append(CustomerReturn(product_id=bag, decision_id=result.decision_id, reason="too small"))
+    before = _observed(app, bag)
+    report = service.learn(feedback_window=timedelta(0))
+    assert report["returns"] == 1 and _observed(app, bag) < before
+    assert report["bandit_updates"] == 6 and service.searcher().bandit.counts_.sum() == 6
+    assert report["ranker_queries"] >= 2
+    assert service.search("espresso", log_impression_event=False).ranker == "ltr"
+    assert service.learn(feedback_window=timedelta(0))["bandit_updates"] == 0  # each decision learned once
+    service.reload()
+    assert service.searcher().bandit.counts_.sum() == 6  # persisted
+    assert service.searcher().ranker is not None
+
+
+def test_decisions_inside_the_feedback_window_wait(service):
+    service.search("espresso")
+    assert service.learn(feedback_window=timedelta(hours=1), retrain_ranker=False)["bandit_updates"] == 0
+
+
+def test_train_ranker_from_judgements(service):
+    report = service.train_ranker({"espresso machine": {"p-espresso": 3, "p-grinder": 1, "p-beans": 0},
+                                   "running shoes": {"p-runner": 3, "p-trail": 2, "p-boot": 1}})
+    assert report["queries"] == 2
+    assert service.search("espresso machine").ranker == "ltr"
+    with pytest.raises(InputError):
+        service.train_ranker({"espresso": {"p-espresso": 0}})
+
+
+def test_memory_table_on_every_database(any_db):
+    from datetime import datetime
+
+    with any_db.session() as s:
+        t0 = datetime(2026, 1, 1)
+        assert record_interaction(s, "Red Shoes", "p1", "purchase", half_life_days=10, now=t0) == 4.0
+        # Ten days later (one half-life) a click: 4 * 0.5 + 1.
+        assert record_interaction(s, "shoes red", "p1", "click", half_life_days=10,
+                                  now=t0 + timedelta(days=10)) == pytest.approx(3.0)
+        assert record_interaction(s, "red shoes", "p1", "customer_return", half_life_days=10,
+                                  now=t0 + timedelta(days=10)) == 0.0  # never negative
+        assert s.scalar(select(MemoryEntry.events).where(MemoryEntry.product_id == "p1")) == 3

@@ -1,0 +1,27 @@
+"""The real path: all-MiniLM-L6-v2 (the ``local`` embedder) on the small catalog."""
+
+from __future__ import annotations
+
+import pytest
+from search_fixtures import ingest
+
+from shelfwise.app import Shelfwise
+from shelfwise.config import Settings
+from shelfwise.search import SearchService
+from shelfwise.search.retrievers import get_retriever
+
+
+@pytest.mark.slow
+def test_dense_retrieval_with_the_local_embedder(tmp_path):
+    sw = Shelfwise.open(Settings(home=tmp_path / "home"))
+    ingest(sw)
+    svc = SearchService(sw)
+    svc.build_index()
+    q = svc.searcher().query("something to make coffee at home")  # no product says "make"
+    ids = [c.product_id for c in get_retriever("dense").retrieve(q, 3)]
+    assert "p-espresso" in ids
+    q = svc.searcher().query("earphones for a noisy flight")
+    assert get_retriever("dense").retrieve(q, 1)[0].product_id == "p-headphones"
+    result = svc.search("sleeping outdoors in the cold", arm="broad", explain=True)
+    assert result.hits[0].product_id == "p-bag" and result.hits[0].features["cosine"] > 0.3
+    sw.close()
