@@ -7,7 +7,7 @@ import pytest
 import shelfwise.errors as errors
 
 PUBLIC_MODULES = ["shelfwise", "shelfwise.errors", "shelfwise.config", "shelfwise.contracts", "shelfwise.store",
-                  "shelfwise.llm", "shelfwise.observability", "shelfwise.demo", "shelfwise.api"]
+                  "shelfwise.llm", "shelfwise.observability", "shelfwise.demo", "shelfwise.api", "shelfwise.graph", "shelfwise.search"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

@@ -72,7 +72,7 @@ DEFAULT_ROLES: dict[str, RoleConfig] = {
     "worker.generator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
     "worker.evaluator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
     "supervisor": RoleConfig(model="qwen2.5-coder-1.5b", max_tokens=512),
-    "graph.generator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=320),
+    "graph.generator": RoleConfig(model="qwen2.5-coder-1.5b", max_tokens=320),
     "memory.manager": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=256),
 }
 

@@ -1,0 +1,198 @@
+"""Behaviour pairs in: search→purchase (query, product) and co-purchase (product, product), with counts.
+
+Sources: the event log (``purchase`` events with a query; co-purchases = products bought in the same
+session — payload ``session_id`` — or, failing that, the same trace), a JSONL file, or the public data
+(IntentionQA co-purchase pairs; ESCI queries with their Exact-judged products standing in for
+search→purchase, since the ESCI subset has judgements, not purchase logs)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from itertools import combinations
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import InputError, RowError
+from ..store.events import EventLog
+from ..store.models import Product
+
+__all__ = [
+    "BehaviourPair",
+    "ProductInfo",
+    "catalog_products",
+    "check_known_products",
+    "load_esci",
+    "load_intentionqa",
+    "pairs_from_events",
+    "pairs_from_file",
+    "product_type_of",
+    "split_pairs",
+]
+
+Kind = Literal["search_buy", "co_buy"]
+
+
+class ProductInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str = Field(min_length=1)
+    product_type: str = ""
+    category: str = ""
+
+
+class BehaviourPair(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Kind
+    product_ids: tuple[str, ...] = Field(min_length=1, max_length=2)
+    query: str | None = None
+    count: int = Field(1, ge=1)  # purchases (search_buy) or sessions with both (co_buy)
+    impressions: int = Field(0, ge=0)  # times the product was shown for the query (0 = unknown)
+
+    @property
+    def key(self) -> str:
+        if self.kind == "search_buy":
+            return f"search_buy:{(self.query or '').strip().lower()}|{self.product_ids[0]}"
+        return "co_buy:" + "|".join(sorted(self.product_ids))
+
+    @property
+    def purchase_rate(self) -> float | None:
+        return self.count / self.impressions if self.impressions else None
+
+
+_TYPE_CUT = re.compile(r",| - | with | for | by |\(|\|", re.IGNORECASE)
+
+
+def product_type_of(title: str, category: str = "", declared: str = "") -> str:
+    """A product type: the declared one, else the last two alphabetic words of the title's head phrase
+    (``Coleman Sundome 4-Person Camping Tent with Rainfly`` → ``camping tent``). Crude but cheap and
+    deterministic; the enrich step's extracted ``product_type`` wins when present."""
+    if declared:
+        return declared.strip().lower()
+    head = _TYPE_CUT.split(title, maxsplit=1)[0]
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z'&-]*", head) if not any(c.isdigit() for c in w)]
+    words = [w for w in words if "-" not in w or w.lower().endswith(("-up", "-in"))]
+    if not words:
+        return category.split(">")[-1].strip().lower()
+    return " ".join(words[-2:]).lower()
+
+
+def catalog_products(session: Session, ids: Iterable[str] | None = None) -> dict[str, ProductInfo]:
+    stmt = select(Product).where(Product.deleted.is_(False))
+    if ids is not None:
+        stmt = stmt.where(Product.id.in_(list(ids)))
+    out = {}
+    for p in session.scalars(stmt):
+        declared = str((p.extra or {}).get("product_type") or "")
+        out[p.id] = ProductInfo(id=p.id, title=p.title, category=p.category_path,
+                                product_type=product_type_of(p.title, p.category_path, declared))
+    return out
+
+
+def pairs_from_events(session: Session, *, since_id: int = 0) -> list[BehaviourPair]:
+    """Aggregate purchases (and impressions) from the event log into counted pairs."""
+    log = EventLog(session)
+    shown: Counter[tuple[str, str]] = Counter()
+    bought: Counter[tuple[str, str]] = Counter()
+    baskets: dict[str, set[str]] = defaultdict(set)
+    for stored in log.read(["search_impression", "purchase"], since_id=since_id):
+        ev = stored.event
+        if ev.type == "search_impression":
+            for pid in ev.product_ids:
+                shown[(ev.query.strip().lower(), pid)] += 1
+            continue
+        if not ev.product_id:
+            continue
+        if ev.query:
+            bought[(ev.query.strip().lower(), ev.product_id)] += 1
+        basket = (ev.model_extra or {}).get("session_id") or stored.trace_id
+        if basket:
+            baskets[str(basket)].add(ev.product_id)
+    pairs = [BehaviourPair(kind="search_buy", query=q, product_ids=(p,), count=n, impressions=shown[(q, p)])
+             for (q, p), n in bought.items()]
+    co: Counter[tuple[str, str]] = Counter()
+    for items in baskets.values():
+        for a, b in combinations(sorted(items), 2):
+            co[(a, b)] += 1
+    pairs += [BehaviourPair(kind="co_buy", product_ids=ab, count=n) for ab, n in co.items()]
+    return pairs
+
+
+def pairs_from_file(path: Path | str) -> tuple[list[BehaviourPair], list[RowError]]:
+    """JSONL, one pair per line: {"kind", "product_ids", "query"?, "count"?, "impressions"?}. Bad rows are
+    reported with their line number; good rows are kept."""
+    pairs, errors = [], []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            pair = BehaviourPair.model_validate(json.loads(line))
+            if pair.kind == "search_buy" and not (pair.query or "").strip():
+                raise ValueError("a search_buy pair needs a non-empty query")
+            pairs.append(pair)
+        except (json.JSONDecodeError, ValidationError, ValueError) as exc:
+            errors.append(RowError(str(path), n, str(exc).splitlines()[0]))
+    return pairs, errors
+
+
+def check_known_products(pairs: Iterable[BehaviourPair], products: dict[str, ProductInfo]
+                         ) -> tuple[list[BehaviourPair], list[BehaviourPair]]:
+    """Split pairs into (usable, with unknown products)."""
+    good, unknown = [], []
+    for p in pairs:
+        (good if all(pid in products for pid in p.product_ids) else unknown).append(p)
+    return good, unknown
+
+
+def load_intentionqa(data_dir: Path | str) -> tuple[list[BehaviourPair], dict[str, ProductInfo]]:
+    path = Path(data_dir) / "intentionqa" / "QA_fullInfo_task1.jsonl"
+    if not path.exists():
+        raise InputError(f"{path} not found", fix="pass the data folder that holds intentionqa/")
+    products: dict[str, ProductInfo] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        for key in ("a", "b"):
+            pid, title = row[f"item_{key}_id"], row[f"item_{key}_name"]
+            products[pid] = ProductInfo(id=pid, title=title, product_type=product_type_of(title))
+        counts[(row["item_a_id"], row["item_b_id"])] += 1  # assertions per pair ~ evidence strength
+    pairs = [BehaviourPair(kind="co_buy", product_ids=ab, count=n) for ab, n in counts.items()]
+    return pairs, products
+
+
+def load_esci(data_dir: Path | str, queries: set[str] | None = None
+              ) -> tuple[list[BehaviourPair], dict[str, ProductInfo]]:
+    """ESCI queries with Exact (rating 100) products as stand-in search→purchase pairs."""
+    root = Path(data_dir) / "esci-us-judgments-subset"
+    if not root.exists():
+        raise InputError(f"{root} not found", fix="pass the data folder that holds esci-us-judgments-subset/")
+    products: dict[str, ProductInfo] = {}
+    for line in (root / "esci_us_products.jsonl").read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        cat = " > ".join(d.get("category") or [])
+        products[d["asin"]] = ProductInfo(id=d["asin"], title=d["title"] or d["asin"], category=cat,
+                                          product_type=product_type_of(d["title"] or "", cat))
+    pairs = []
+    for line in (root / "esci_us_qrels.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        _qid, query, asin, rating = line.split("\t")
+        if float(rating) >= 100 and (queries is None or query in queries) and asin in products:
+            pairs.append(BehaviourPair(kind="search_buy", query=query, product_ids=(asin,)))
+    return pairs, products
+
+
+def split_pairs(pairs: list[BehaviourPair], heldout_fraction: float = 0.3, seed: int = 0
+                ) -> tuple[list[BehaviourPair], list[BehaviourPair]]:
+    """Seeded split by pair key into (train, held-out)."""
+    keys = sorted({p.key for p in pairs})
+    random.Random(seed).shuffle(keys)
+    held = set(keys[: round(len(keys) * heldout_fraction)])
+    return [p for p in pairs if p.key not in held], [p for p in pairs if p.key in held]
