@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 from pydantic import BaseModel, Field
-from remote_stub import Reply, StubServer, closed_port_url
+from .remote_stub import Reply, StubServer, closed_port_url
 
 from shelfwise.config import RoleConfig
 from shelfwise.errors import BackendUnavailableError, ConfigError, LLMError, LLMTimeoutError

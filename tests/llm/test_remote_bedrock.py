@@ -3,7 +3,7 @@ against a local server that checks the requests and answers in the Converse wire
 
 import pytest
 from pydantic import BaseModel, Field
-from remote_stub import Reply, StubServer, closed_port_url
+from .remote_stub import Reply, StubServer, closed_port_url
 
 from shelfwise.config import RoleConfig
 from shelfwise.errors import BackendUnavailableError, ConfigError, LLMError, LLMTimeoutError

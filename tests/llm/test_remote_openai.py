@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import BaseModel, Field
-from remote_stub import Reply, StubServer, closed_port_url
+from .remote_stub import Reply, StubServer, closed_port_url
 
 from shelfwise.config import RoleConfig, Settings
 from shelfwise.errors import BackendUnavailableError, LLMError, LLMTimeoutError

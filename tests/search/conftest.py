@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from search_fixtures import ingest, make_app
+from .search_fixtures import ingest, make_app
 
 from shelfwise.app import Shelfwise
 

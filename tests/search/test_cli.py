@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import re
 
-from search_fixtures import ingest, make_app
+from .search_fixtures import ingest, make_app
 from typer.testing import CliRunner
 
 from shelfwise.cli.main import app

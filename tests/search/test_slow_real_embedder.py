@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from search_fixtures import ingest
+from .search_fixtures import ingest
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import Settings
