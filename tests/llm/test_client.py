@@ -5,7 +5,7 @@ import time
 import pytest
 from pydantic import BaseModel, Field
 
-from shelfwise.config import RoleConfig, Settings
+from shelfwise.config import RoleConfig, Settings, get_settings
 from shelfwise.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -41,7 +41,7 @@ def test_valid_json_passes_and_is_accounted():
 
 def test_broken_json_is_repaired_without_a_retry():
     llm, backend, _ = make('```json\n{"brand": "Acme", "color": "red",}\n```')
-    value, comp = llm.structured("x", Attrs)
+    value, _ = llm.structured("x", Attrs)
     assert value.brand == "Acme" and len(backend.requests) == 1
 
 
@@ -60,11 +60,11 @@ def test_invalid_output_is_retried_with_the_error_then_a_typed_error():
 
 def test_unavailable_backend_is_retried_with_backoff_then_raises():
     down = BackendUnavailableError("cannot reach http://127.0.0.1:9/v1", fix="start the server")
-    llm, backend, rec = make(down, down, '{"brand": null}', max_retries=2)
+    llm, _, rec = make(down, down, '{"brand": null}', max_retries=2)
     value, _ = llm.structured("x", Attrs)
     assert value.brand is None and [c.ok for c in rec.calls] == [False, False, True]
 
-    llm, backend, _ = make(down, down, down, max_retries=2)
+    llm, _, _ = make(down, down, down, max_retries=2)
     with pytest.raises(BackendUnavailableError, match="127.0.0.1:9"):
         llm.complete("x")
 
@@ -121,8 +121,9 @@ def test_unknown_role_and_backend_list_the_valid_ones(tmp_path):
     with pytest.raises(UnknownNameError) as err:
         reg.for_role("worker.genrator")
     assert "worker.generator" in str(err.value) and "supervisor" in str(err.value)
-    with pytest.raises(ConfigError):
-        Settings(roles={"x": {"backend": "nope"}})
+    # get_settings is the entry point that turns pydantic's ValidationError into a ConfigError with a fix
+    with pytest.raises(ConfigError, match="fix:"):
+        get_settings(roles={"x": {"backend": "nope"}})
 
 
 def test_oversized_text_is_cut_to_budget_with_a_warning(caplog):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import RoleConfig
 
-__all__ = ["Message", "ChatRequest", "RawResponse", "Backend"]
+__all__ = ["Backend", "ChatRequest", "Message", "RawResponse"]
 
 
 class Message(BaseModel):
@@ -76,7 +76,7 @@ class Backend(ABC):
         """Token estimate; backends with a tokenizer override it."""
         return max(1, len(text) // 4)
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release the model or connection."""
 
     def __repr__(self) -> str:

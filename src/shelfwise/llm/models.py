@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ModelIntegrityError, UnknownNameError
 
-__all__ = ["EmbeddedModel", "EMBEDDED_MODELS", "model_path", "embedded_model", "assemble", "verify"]
+__all__ = ["EMBEDDED_MODELS", "EmbeddedModel", "assemble", "embedded_model", "model_path", "verify"]
 
 log = logging.getLogger("shelfwise.llm")
 
@@ -40,8 +40,9 @@ class EmbeddedModel:
     pip_specs: tuple[str, ...]  # the pinned distributions, for error messages
     size: int
     sha256: str
-    # None: use the chat template stored in the GGUF metadata (both Qwen files carry ChatML).
-    chat_format: str | None = None
+    # A Jinja chat template overriding the one in the GGUF metadata; None uses the file's own (both Qwen
+    # files carry their ChatML template, which adds Qwen's default system prompt when none is given).
+    chat_template: str | None = None
     context_length: int = 32768
 
     def part_paths(self) -> list[Path]:

@@ -42,15 +42,18 @@ class ScriptedBackend(Backend):
     def execute(self, request: ChatRequest) -> RawResponse:
         with self._lock:
             self.requests.append(request)
-            if self._queue:
-                item: str | BaseException = self._queue.popleft()
-            elif self.responder is not None:
-                item = self.responder(request)
-            else:
-                raise BackendUnavailableError(
-                    "scripted backend has no response left",
-                    fix="enqueue more responses or set a responder in the test",
-                )
+            queued: str | BaseException | None = self._queue.popleft() if self._queue else None
+        # The responder runs outside the lock: holding it serialised every call, so the client's
+        # concurrency limit could never be observed (tests/llm/test_client.py::test_concurrency_is_bounded).
+        if queued is not None:
+            item: str | BaseException = queued
+        elif self.responder is not None:
+            item = self.responder(request)
+        else:
+            raise BackendUnavailableError(
+                "scripted backend has no response left",
+                fix="enqueue more responses or set a responder in the test",
+            )
         if isinstance(item, BaseException):
             raise item
         prompt = " ".join(m.content for m in request.messages)
