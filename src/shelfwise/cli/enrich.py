@@ -1,0 +1,145 @@
+"""`shelfwise enrich`, `shelfwise report`, `shelfwise review list|resolve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from ..observability import trace
+from ._common import console, handle_errors, open_app, progress
+
+__all__ = ["pending_products", "register"]
+
+review_app = typer.Typer(no_args_is_help=True, help="The human review queue of the enrichment loop.")
+
+
+def pending_products(session, category: str | None, limit: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Products never enriched (no current value, no open batch), oldest id first."""
+    from ..enrich.models import EnrichBatch
+    from ..store.models import ExtractedValue, Product
+
+    done = set(session.scalars(select(ExtractedValue.product_id).where(ExtractedValue.is_current.is_(True))))
+    for ids in session.scalars(select(EnrichBatch.product_ids)):
+        done.update(ids)
+    stmt = select(Product.id).where(Product.deleted.is_(False)).order_by(Product.id)
+    if category:
+        stmt = stmt.where(Product.category_path.startswith(category))
+    return [pid for pid in session.scalars(stmt) if pid not in done][:limit]
+
+
+def enrich(
+    batch_size: Annotated[int, typer.Option(min=1, help="products per batch")] = 20,
+    batches: Annotated[int, typer.Option(min=1, help="how many batches to run")] = 1,
+    category: Annotated[str | None, typer.Option(help="only products under this category path")] = None,
+    schemas: Annotated[Path | None, typer.Option(help="attribute schemas (JSON) to load first",
+                                                  exists=True, dir_okay=False)] = None,
+    titles: Annotated[bool, typer.Option(help="also generate and check a search-friendly title")] = True,
+) -> None:
+    """Run the self-learning extraction loop in batches. Resumable: an interrupted batch is finished first."""
+    from ..enrich import EnrichmentLoop, LoopConfig, install_schemas, load_schema_file
+
+    sw = open_app()
+    with trace(), handle_errors():
+        if schemas is not None:
+            with sw.db.session() as s:
+                install_schemas(s, load_schema_file(schemas))
+        loop = EnrichmentLoop(sw, LoopConfig(titles=titles))
+        table = Table("batch", "products", "disagreement rate", "supervisor calls", "reviews", "learnings",
+                      "tokens", "model s", title="enrichment batches")
+        for _ in range(batches):
+            running = loop.running_batch()
+            if running is not None:
+                ids, bid = list(running.product_ids), running.id
+            else:
+                with sw.db.session() as s:
+                    ids, bid = pending_products(s, category, batch_size), None
+            if not ids:
+                console.print("no products left to enrich")
+                break
+            with progress() as bar:
+                task = bar.add_task(f"batch {bid or 'new'}", total=len(ids))
+                report = loop.run_batch(ids, batch_id=bid, on_product=lambda _r, t=task: bar.advance(t))
+            table.add_row(report.batch_id, str(report.products), f"{report.disagreement_rate:.0%}",
+                          str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
+                          str(report.tokens), f"{report.seconds:.1f}")
+        console.print(table)
+    sw.close()
+
+
+def report(
+    chart: Annotated[Path, typer.Option(help="where to write the PNG chart")] = Path(".shelfwise/enrich_health.png"),
+    category: Annotated[str | None, typer.Option(help="only categories under this path")] = None,
+) -> None:
+    """Health of the loop: disagreement and supervisor rates over batches, per attribute, learnings' effect."""
+    from ..enrich.health import health_report, write_chart
+
+    sw = open_app()
+    with handle_errors(), sw.db.session() as s:
+        rep = health_report(s, category_prefix=category)
+    bt = Table("batch", "products", "disagreement rate", "supervisor calls/product", "tokens/product",
+               "seconds/product", "learnings", title="per batch")
+    for b in rep.batches:
+        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", f"{b.supervisor_rate:.2f}",
+                   f"{b.tokens_per_product:.0f}", f"{b.seconds_per_product:.1f}", str(b.learnings))
+    console.print(bt)
+    at = Table("category", "attribute", "decided", "disagreement", "first→last", "learnings", "before→after",
+               "flag", title="per attribute")
+    for a in rep.attributes:
+        fl = f"{a.first_rate:.0%}→{a.last_rate:.0%}" if a.first_rate is not None and a.last_rate is not None else "-"
+        ba = f"{a.before:.0%}→{a.after:.0%}" if a.before is not None and a.after is not None else "-"
+        at.add_row(a.category_path, a.attribute, str(a.decided), f"{a.disagreement_rate:.0%}", fl,
+                   str(a.learnings), ba, f"[yellow]{a.flag}[/]" if a.flag else "")
+    console.print(at)
+    if rep.batches:
+        console.print(f"chart: {write_chart(rep, chart)}")
+    sw.close()
+
+
+@review_app.command("list")
+def review_list(
+    status: Annotated[str, typer.Option(help="open | resolved | all")] = "open",
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """Cases waiting for a person."""
+    from ..enrich import ReviewQueue
+
+    sw = open_app()
+    with handle_errors(), sw.db.session() as s:
+        items = ReviewQueue(s).list(None if status == "all" else status, limit=limit)
+    table = Table("id", "product", "attribute", "proposed", "confidence", "candidates", "reason", "status")
+    for it in items:
+        cands = ", ".join(f"{c.get('worker')}={c.get('value')!r}" for c in it.candidates)
+        table.add_row(str(it.id), it.product_id, it.attribute, repr(it.proposed), f"{it.confidence:.2f}", cands,
+                      it.reason[:60], it.status if it.status == "open" else f"{it.status}: {it.resolution!r}")
+    console.print(table)
+    sw.close()
+
+
+@review_app.command("resolve")
+def review_resolve(
+    item_id: Annotated[int, typer.Argument(help="review item id (see `shelfwise review list`)")],
+    value: Annotated[str, typer.Argument(help="the correct value; '' when the listing does not state it")],
+    actor: Annotated[str, typer.Option(help="who decided")] = "expert",
+    learn: Annotated[bool, typer.Option(help="also write a learning where the value generalises")] = True,
+) -> None:
+    """Settle a review item: the value becomes a label and, where it generalises, a learning."""
+    from ..enrich import ReviewQueue
+    from ..enrich.kb import KnowledgeBase
+
+    sw = open_app()
+    with handle_errors(), sw.db.session() as s:
+        kb = KnowledgeBase(s, embedder=sw.embedder, space="production")
+        view = ReviewQueue(s, kb).resolve(item_id, value or None, actor=actor, learn=learn)
+    console.print(f"review {view.id}: {view.product_id} {view.attribute} = {view.resolution!r}"
+                  + (f" (learning #{view.learning_id})" if view.learning_id else ""))
+    sw.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("enrich")(enrich)
+    app.command("report")(report)
+    app.add_typer(review_app, name="review")

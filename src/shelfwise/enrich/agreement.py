@@ -1,0 +1,108 @@
+"""Agreement per attribute: normalise every worker's value (case, spacing, units, synonyms the knowledge
+base knows), vote, and send single-source values to the critical evaluator. Pure functions: no I/O."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["UNITS", "AttributeDecision", "Candidate", "normalize", "vote"]
+
+# Unit spellings folded to one token, so "12 Ounce", "12oz" and "12 oz." vote together.
+UNITS = {
+    "ounces": "oz", "ounce": "oz", "oz.": "oz", "oz": "oz", "fluid ounces": "fl oz", "fluid ounce": "fl oz",
+    "fl. oz.": "fl oz", "fl. oz": "fl oz", "fl oz.": "fl oz", "fl.oz": "fl oz", "fl oz": "fl oz",
+    "pounds": "lb", "pound": "lb", "lbs": "lb", "lbs.": "lb", "lb.": "lb", "lb": "lb",
+    "grams": "g", "gram": "g", "gr": "g", "g": "g", "kilograms": "kg", "kg": "kg",
+    "milliliters": "ml", "millilitres": "ml", "ml": "ml", "liters": "l", "litres": "l", "liter": "l", "l": "l",
+    "count": "ct", "counts": "ct", "ct": "ct", "ct.": "ct", "pieces": "pc", "piece": "pc", "pcs": "pc", "pc": "pc",
+    "packs": "pack", "pack": "pack", "pk": "pack",
+}
+_UNIT_RE = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted((re.escape(u) for u in UNITS), key=len, reverse=True)) + r")(?![a-z])"
+)
+
+
+def _fold(text: str) -> str:
+    text = text.lower().replace("’", "'").replace("‘", "'")
+    text = re.sub(r"\s+", " ", text).strip(" .,;:-/|")
+    return text
+
+
+def normalize(value: str | None, synonyms: Mapping[str, str] | None = None) -> str | None:
+    """A comparison key for a value: lower case, single spaces, canonical units, known synonyms applied.
+    ``None`` and empty strings (and "n/a"-like fillers) are ``None``."""
+    if value is None:
+        return None
+    text = _fold(str(value))
+    if text in ("", "n/a", "na", "none", "null", "unknown", "not specified", "-"):
+        return None
+    if synonyms:
+        folded = {_fold(k): v for k, v in synonyms.items()}
+        if text in folded:
+            text = _fold(folded[text])
+    text = _UNIT_RE.sub(lambda m: f"{m.group(1).replace(',', '.')} {UNITS[m.group(2)]}", text)
+    return text
+
+
+class Candidate(BaseModel):
+    """One worker's value for one attribute."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    value: str | None
+    key: str | None  # the normalised comparison key
+
+
+class AttributeDecision(BaseModel):
+    """What the vote decided for one attribute; ``needs_check`` values go to the evaluator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attribute: str
+    value: str | None = None
+    status: str  # empty | agreed | check | conflict
+    candidates: list[Candidate] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def needs_check(self) -> bool:
+        return self.status == "check"
+
+
+def vote(
+    attribute: str,
+    values: Sequence[tuple[str, str | None]],
+    *,
+    synonyms: Mapping[str, str] | None = None,
+    threshold: float = 1.0,
+    preferred: Sequence[str] = (),
+) -> AttributeDecision:
+    """Decide one attribute from ``(worker, value)`` pairs.
+
+    - nobody found a value → ``empty``;
+    - two or more different values (after normalisation) → ``conflict`` (a disagreement);
+    - one value given by ≥ 2 workers with support ≥ ``threshold`` → ``agreed`` (no evaluator needed);
+    - otherwise (some workers abstained) → ``check``: the evaluator decides.
+    ``preferred`` lists workers whose spelling wins when keys tie (the compiled extractor copies the
+    listing's own spelling)."""
+    cands = [Candidate(worker=w, value=v, key=normalize(v, synonyms)) for w, v in values]
+    present = [c for c in cands if c.key is not None]
+    if not present:
+        return AttributeDecision(attribute=attribute, status="empty", candidates=cands)
+    counts = Counter(c.key for c in present)
+    if len(counts) > 1:
+        shown = ", ".join(f"{c.worker}={c.value!r}" for c in present)
+        return AttributeDecision(attribute=attribute, status="conflict", candidates=cands,
+                                 reasons=[f"workers gave different values: {shown}"])
+    key = next(iter(counts))
+    spelled = min(present, key=lambda c: (c.worker not in preferred, preferred.index(c.worker)
+                                          if c.worker in preferred else 0)).value
+    support = counts[key] / max(1, len(cands))
+    # One worker alone never agrees with itself: a single-source value always goes to the evaluator.
+    status = "agreed" if counts[key] >= 2 and support >= threshold else "check"
+    return AttributeDecision(attribute=attribute, value=spelled, status=status, candidates=cands)

@@ -1,0 +1,50 @@
+"""Turning a settled value into learnings the next workers can use:
+
+- a *gazetteer* learning per (category, attribute) — fixed text, so every new value merges into the same
+  learning by the knowledge base's duplicate guard and its normalisation map grows (no LLM call needed);
+- a *pattern* learning for values with numbers ("14 M US" -> a regex), same merging;
+- the supervisor's own prose learning, with a worked example, when it wrote one."""
+
+from __future__ import annotations
+
+from .compiled import PATTERN_PREFIX, value_pattern
+from .kb.types import Evidence, LearningDraft
+
+__all__ = ["gazetteer_text", "pattern_text", "value_drafts"]
+
+
+def _scope(category_path: str) -> str:
+    return category_path.split(">")[-1].strip() or "all categories"
+
+
+def gazetteer_text(category_path: str, attribute: str) -> str:
+    return (f"In {_scope(category_path)}, these {attribute} values were confirmed; when one occurs in a listing, "
+            f"it is the {attribute}, copied as written.")
+
+
+def pattern_text(category_path: str, attribute: str) -> str:
+    return f"In {_scope(category_path)}, {attribute} values follow these shapes (number + unit words)."
+
+
+def value_drafts(category_path: str, attribute: str, value: str, title: str, *, text: str | None = None,
+                 evidence: Evidence | None = None) -> list[LearningDraft]:
+    """Learnings for one settled value; none when the value is not a span of the title (a learning must be
+    checkable against the listing that produced it)."""
+    at = title.lower().find(value.lower()) if value.strip() else -1
+    if at < 0:
+        return []
+    surface = title[at: at + len(value)]
+    ev = [evidence] if evidence else []
+    example = f"{title[:70]} -> {attribute}: {surface}"
+    drafts = [LearningDraft(category_path=category_path, attribute=attribute,
+                            text=gazetteer_text(category_path, attribute), examples=[example],
+                            normalize={surface: surface}, evidence=ev)]
+    pattern = value_pattern(surface)
+    if pattern:
+        drafts.append(LearningDraft(category_path=category_path, attribute=attribute,
+                                    text=pattern_text(category_path, attribute),
+                                    examples=[f"{PATTERN_PREFIX} {pattern}"], evidence=ev))
+    if text and len(text.strip()) >= 12:
+        drafts.append(LearningDraft(category_path=category_path, attribute=attribute, text=text.strip()[:600],
+                                    examples=[example], evidence=ev))
+    return drafts

@@ -1,0 +1,252 @@
+"""One product through the loop, in two phases so no database write lock is held during a model call
+(SQLite has one writer; the prompt cache and call accounting write from other connections):
+
+1. ``plan_product`` reads and calls the models (workers, evaluator, supervisor) and collects writes;
+2. the runner places the learnings (each in its own short transaction: the memory manager may call its
+   model), then ``Plan.apply`` writes values, events, review items and counters in the transaction that
+   also marks the product done, so a crash keeps nothing half-done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from ..errors import LLMError
+from ..store.catalog import AttributeSchema, Listing
+from ..store.events import Disagreement, EventLog, Extraction, SupervisorRuling
+from ..store.models import ExtractedValue
+from .agreement import AttributeDecision, vote
+from .compiled import PATTERN_PREFIX, CompiledExtractor
+from .drafts import value_drafts
+from .kb.types import Evidence, LearningDraft
+from .review import open_review
+from .tools import build_tools
+from .workers import WorkerOutput, format_learnings
+
+__all__ = ["KnowledgeCache", "Plan", "ProductResult", "plan_product", "store_value"]
+
+log = logging.getLogger("shelfwise.enrich")
+
+
+class ProductResult(BaseModel):
+    product_id: str
+    category_path: str
+    values: dict[str, str | None] = Field(default_factory=dict)
+    statuses: dict[str, str] = Field(default_factory=dict)  # attribute -> agreed|supervised|review|empty
+    disagreements: list[str] = Field(default_factory=list)
+    supervisor_calls: int = 0
+    reviews: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    learnings: list[list[Any]] = Field(default_factory=list)  # [learning_id, attribute, action]
+    injected: list[int] = Field(default_factory=list)
+
+
+def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
+                prompt_version: str, learning_ids: list[int], batch_id: str | None,
+                confidence: float | None = None) -> None:
+    """Supersede the current value and append the new one with its trace (model, prompt, learnings)."""
+    session.execute(update(ExtractedValue).where(ExtractedValue.product_id == product_id,
+                                                 ExtractedValue.attribute == attribute,
+                                                 ExtractedValue.is_current.is_(True)).values(is_current=False))
+    event_id = EventLog(session).append(Extraction(
+        product_id=product_id, attribute=attribute, value=value, status=status, model=model,
+        prompt_version=prompt_version, learning_ids=learning_ids, batch_id=batch_id))
+    session.add(ExtractedValue(product_id=product_id, attribute=attribute, value=value, status=status,
+                               confidence=confidence, model=model, prompt_version=prompt_version,
+                               learning_ids=learning_ids, batch_id=batch_id, event_id=event_id, is_current=True))
+
+
+class KnowledgeCache:
+    """What one category's workers read from the knowledge base (relevant learnings, normalisers, patterns),
+    cached between products. The loop is the only writer during a batch and drops a category's entry
+    whenever it adds a learning there; ``clear()`` at each batch start picks up experts' edits."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[list, dict[str, dict[str, str]], dict[str, list[str]]]] = {}
+
+    def clear(self, category: str | None = None) -> None:
+        if category is None:
+            self._data.clear()
+        else:
+            self._data.pop(category, None)
+
+    def get(self, kb: Any, category: str, names: list[str], cfg: Any) -> tuple[list, dict, dict]:
+        if category not in self._data:
+            learnings = kb.relevant(category, names, max_items=cfg.max_learnings, max_tokens=cfg.max_learning_tokens)
+            synonyms = {a: kb.normalizers(category, a) for a in names}
+            patterns: dict[str, list[str]] = {a: [] for a in names}
+            cat = category.lower()
+            for lv in kb.list(status="active"):
+                if lv.attribute in patterns and (not lv.category_path or cat.startswith(lv.category_path.lower())):
+                    patterns[lv.attribute] += [e[len(PATTERN_PREFIX):].strip() for e in lv.examples
+                                               if e.startswith(PATTERN_PREFIX)]
+            self._data[category] = (learnings, synonyms, patterns)
+        return self._data[category]
+
+
+def _run_workers(loop: Any, listing: Listing, schema: AttributeSchema, learnings: list,
+                 synonyms: dict[str, dict[str, str]], patterns: dict[str, list[str]]) -> list[WorkerOutput]:
+    outputs: list[WorkerOutput] = []
+    names = [a.name for a in schema.attributes]
+    if loop.generator is not None:
+        try:
+            outputs.append(loop.generator.extract(listing, schema, learnings))
+        except LLMError as exc:  # invalid JSON after retries, or a dead endpoint: the other workers go on
+            log.warning("generator failed on %s: %s", listing.id, exc)
+            outputs.append(WorkerOutput(worker="llm", model=loop.generator.llm.model, prompt_version="",
+                                        values=dict.fromkeys(names), error=str(exc)[:300]))
+    if loop.config.compiled_worker:
+        compiled = CompiledExtractor(lambda c, a: synonyms[a], lambda c, a: patterns[a])
+        outputs.append(compiled.extract(listing, schema, learnings))
+    return outputs
+
+
+@dataclass
+class Plan:
+    """Everything one product will write, decided before the first write."""
+
+    result: ProductResult
+    writes: list[Callable[[Session], None]] = field(default_factory=list)
+    drafts: list[tuple[str, LearningDraft]] = field(default_factory=list)  # (attribute, draft)
+
+    def apply(self, session: Session) -> ProductResult:
+        for write in self.writes:
+            write(session)
+        return self.result
+
+
+def plan_product(loop: Any, session: Session, listing: Listing, schema: AttributeSchema,
+                 batch_id: str | None) -> Plan:
+    cfg = loop.config
+    kb = loop.kb_factory(session)
+    category = listing.category_path or schema.category_path
+    names = [a.name for a in schema.attributes]
+    learnings, synonyms, patterns = loop.knowledge.get(kb, category, names, cfg)
+    injected = [lv.id for lv in learnings] if loop.generator is not None else []
+    outputs = _run_workers(loop, listing, schema, learnings, synonyms, patterns)
+    res = ProductResult(product_id=listing.id, category_path=category, injected=injected,
+                        tokens=sum(o.tokens for o in outputs), seconds=sum(o.seconds for o in outputs))
+    plan = Plan(result=res)
+    decisions = {a: vote(a, [(o.worker, o.values.get(a)) for o in outputs], synonyms=synonyms[a],
+                         threshold=cfg.vote_threshold, preferred=("kb",)) for a in names}
+    to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
+    flags: dict[str, str] = {}
+    if to_check:
+        try:
+            ev = loop.evaluator.check(listing, schema, to_check)
+            flags, res.tokens, res.seconds = ev.flags, res.tokens + ev.tokens, res.seconds + ev.seconds
+        except LLMError as exc:
+            flags = dict.fromkeys(to_check, f"the evaluator gave no usable verdict ({type(exc).__name__})")
+    disputes: list[AttributeDecision] = []
+    pv = "+".join(sorted({o.prompt_version for o in outputs if o.prompt_version}))
+    for a, d in decisions.items():
+        if d.status == "conflict" or a in flags:
+            disputes.append(d.model_copy(update={"reasons": [*d.reasons, *([flags[a]] if a in flags else [])]}))
+        elif d.value is not None:
+            model = "+".join(sorted({o.model for o in outputs if o.values.get(a) is not None} or {"rules"}))
+            _keep(plan, listing.id, a, d.value, "agreed", model, pv, injected, batch_id)
+        else:
+            res.statuses[a] = "empty"
+    _disagree(plan, listing.id, category, disputes, batch_id)
+    if disputes:
+        _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan)
+    if cfg.titles:
+        _title(loop, session, kb, listing, schema, learnings, batch_id, plan)
+    disagreed = bool(disputes)
+    if injected:
+        plan.writes.append(lambda s: (loop.kb_factory(s).record_injection(injected),
+                                      loop.kb_factory(s).record_outcome(injected, disagreed=disagreed)))
+    return plan
+
+
+def _keep(plan: Plan, pid: str, attr: str, value: str, status: str, model: str, pv: str, ids: list[int],
+          batch_id: str | None, confidence: float | None = None) -> None:
+    plan.result.values[attr], plan.result.statuses[attr] = value, status
+    plan.writes.append(lambda s: store_value(s, pid, attr, value, status=status, model=model, prompt_version=pv,
+                                             learning_ids=ids, batch_id=batch_id, confidence=confidence))
+
+
+def _disagree(plan: Plan, pid: str, category: str, disputes: list[AttributeDecision], batch_id: str | None) -> None:
+    plan.result.disagreements += [d.attribute for d in disputes]
+    events = [Disagreement(product_id=pid, attribute=d.attribute, category_path=category,
+                           values=[c.value for c in d.candidates], reasons=d.reasons, batch_id=batch_id)
+              for d in disputes]
+    plan.writes.append(lambda s: [EventLog(s).append(e) for e in events])
+
+
+def _title(loop: Any, session: Session, kb: Any, listing: Listing, schema: AttributeSchema, learnings: list,
+           batch_id: str | None, plan: Plan) -> None:
+    """The title is composed from the settled values, then goes through the same check → supervisor path."""
+    from .titles import title_decision
+
+    res = plan.result
+    d = title_decision(listing, schema, res.values)
+    res.statuses["title"] = "empty"
+    if d.value is None:
+        return
+    if d.needs_check:
+        try:
+            ev = loop.evaluator.check(listing, schema, {"title": d.value})
+            res.tokens, res.seconds = res.tokens + ev.tokens, res.seconds + ev.seconds
+            flag = ev.flags.get("title")
+        except LLMError as exc:
+            flag = f"the evaluator gave no usable verdict ({type(exc).__name__})"
+        if flag is None:
+            _keep(plan, listing.id, "title", d.value, "agreed", "titles+" + ev.model, "title-v1", res.injected,
+                  batch_id)
+            return
+        d = d.model_copy(update={"status": "conflict", "reasons": [flag]})
+    _disagree(plan, listing.id, res.category_path, [d], batch_id)
+    before = res.supervisor_calls
+    _supervise(loop, session, kb, listing, schema, [d], learnings, batch_id, plan)
+    res.supervisor_calls = before + 1
+
+
+def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: AttributeSchema,
+               disputes: list[AttributeDecision], learnings: list, batch_id: str | None, plan: Plan) -> None:
+    cfg, res = loop.config, plan.result
+    tools = build_tools(session, listing, schema, kb=kb, index=loop.neighbours,
+                        intents=getattr(getattr(loop.sw, "providers", None), "intents", None))
+    res.supervisor_calls = 1
+    try:
+        out = loop.supervisor.resolve(listing, schema, disputes, tools=tools,
+                                      knowledge=format_learnings(learnings, [d.attribute for d in disputes]))
+        rulings, model = out.rulings, out.model
+        res.tokens, res.seconds = res.tokens + out.tokens, res.seconds + out.seconds
+    except LLMError as exc:
+        log.warning("supervisor failed on %s: %s", listing.id, exc)
+        rulings, model = {}, loop.supervisor.llm.model
+    haystack = f"{listing.title} {listing.description} {' '.join(listing.bullets)}".lower()
+    ids = [lv.id for lv in learnings]
+    for d in disputes:
+        r = rulings.get(d.attribute)
+        value = r.value if r else None
+        conf = r.confidence if r else 0.0
+        if value is not None and d.attribute != "title" and value.lower() not in haystack:
+            conf = min(conf, 0.3)  # an ungrounded ruling is a guess: a person decides
+        sent = r is None or conf < cfg.review_below
+        why = r.why_disagreed if r else "the supervisor gave no ruling"
+        if not sent and value is not None:
+            _keep(plan, listing.id, d.attribute, value, "supervised", model, "sup-v1", ids, batch_id, conf)
+        else:
+            res.statuses[d.attribute] = "review" if sent else "empty"
+        ruling = SupervisorRuling(product_id=listing.id, attribute=d.attribute, value=value, confidence=conf,
+                                  why_disagreed=why, sent_to_review=sent)
+        plan.writes.append(lambda s, e=ruling: EventLog(s).append(e))
+        if sent:
+            res.reviews += 1
+            plan.writes.append(lambda s, d=d, v=value, c=conf, w=why: open_review(
+                s, listing, d, proposed=v, confidence=c, reason=w, batch_id=batch_id))
+            continue
+        if cfg.learn and value is not None and d.attribute != "title":
+            ev = Evidence(kind="ruling", product_id=listing.id, note=why[:900])
+            for draft in value_drafts(res.category_path, d.attribute, value, listing.title,
+                                      text=r.learning if r else None, evidence=ev):
+                plan.drafts.append((d.attribute, draft))

@@ -1,0 +1,87 @@
+"""The human review queue: cases the supervisor could not settle with confidence. A resolution becomes the
+product's value (status ``human``, a gold label) and, where it generalises (the value is a span of the
+title), a learning placed by the knowledge base like any other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import InputError, NotFoundError
+from ..store.catalog import Listing
+from ..store.models import Product, utcnow
+from .agreement import AttributeDecision
+from .kb.types import Evidence
+from .models import ReviewItem
+
+__all__ = ["ReviewQueue", "ReviewView", "open_review"]
+
+
+class ReviewView(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    product_id: str
+    category_path: str
+    attribute: str
+    candidates: list[Any]
+    proposed: str | None
+    confidence: float
+    reason: str
+    status: str
+    resolution: str | None = None
+    resolved_by: str | None = None
+    learning_id: int | None = None
+
+
+def open_review(session: Session, listing: Listing, decision: AttributeDecision, *, proposed: str | None,
+                confidence: float, reason: str, batch_id: str | None) -> int:
+    """Queue one (product, attribute) unless it is already waiting (re-runs must not duplicate items)."""
+    existing = session.scalar(select(ReviewItem.id).where(
+        ReviewItem.product_id == listing.id, ReviewItem.attribute == decision.attribute, ReviewItem.status == "open"))
+    if existing is not None:
+        return existing
+    item = ReviewItem(product_id=listing.id, category_path=listing.category_path, attribute=decision.attribute,
+                      candidates=[c.model_dump() for c in decision.candidates], proposed=proposed,
+                      confidence=confidence, reason=reason[:2000], batch_id=batch_id, status="open")
+    session.add(item)
+    session.flush()
+    return item.id
+
+
+class ReviewQueue:
+    def __init__(self, session: Session, kb: Any = None) -> None:
+        self.session, self.kb = session, kb
+
+    def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewView]:
+        stmt = select(ReviewItem).order_by(ReviewItem.id).limit(limit)
+        if status:
+            stmt = stmt.where(ReviewItem.status == status)
+        return [ReviewView.model_validate(r) for r in self.session.scalars(stmt)]
+
+    def resolve(self, item_id: int, value: str | None, *, actor: str = "expert", learn: bool = True) -> ReviewView:
+        """Settle an item: store ``value`` as the human label, and write a learning where it generalises."""
+        from .drafts import value_drafts
+        from .product import store_value
+
+        item = self.session.get(ReviewItem, item_id)
+        if item is None:
+            raise NotFoundError("review item", item_id, fix="list open items with `shelfwise review list`")
+        if item.status != "open":
+            raise InputError(f"review item {item_id} is already resolved (value {item.resolution!r})",
+                             fix="list open items with `shelfwise review list`")
+        value = value.strip() if value else None
+        store_value(self.session, item.product_id, item.attribute, value, status="human", model=f"human:{actor}",
+                    prompt_version="review", learning_ids=[], batch_id=item.batch_id, confidence=1.0)
+        product = self.session.get(Product, item.product_id)
+        if learn and value and self.kb is not None and product is not None and item.attribute != "title":
+            ev = Evidence(kind="review", product_id=item.product_id, note=f"review item {item_id} by {actor}")
+            for draft in value_drafts(item.category_path, item.attribute, value, product.title, evidence=ev):
+                placed = self.kb.add(draft, status="active", actor=actor)
+                item.learning_id = item.learning_id or placed.learning_id
+        item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", value, actor, utcnow()
+        self.session.flush()
+        return ReviewView.model_validate(item)

@@ -1,0 +1,116 @@
+"""Attribute schemas are data: JSON files (shipped ones under ``enrich/schemas/``, or yours) loaded into the
+core ``category_schemas`` table. Per category, a JSON-schema'd pydantic model bounds what a generator may
+write: every string has a maxLength, so a small model under a grammar cannot ramble forever."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from sqlalchemy.orm import Session
+
+from ..errors import InputError
+from ..store.catalog import AttributeSchema, Catalog
+
+__all__ = [
+    "ALIASES",
+    "MAX_VALUE_CHARS",
+    "builtin_schemas",
+    "extraction_model",
+    "field_key",
+    "install_schemas",
+    "load_schema_file",
+    "verdict_model",
+]
+
+MAX_VALUE_CHARS = 80
+MAX_REASON_CHARS = 160
+# Demo-catalog paths that reuse an OA-Mine schema (same attributes, different place in the tree).
+ALIASES = {"Grocery > Coffee": "Coffee", "Grocery > Tea": "Tea", "Grocery > Breakfast Cereal": "Breakfast Cereal"}
+
+
+def load_schema_file(path: Path | str) -> list[AttributeSchema]:
+    """Read a JSON list (or one object) of schemas; a bad entry raises ``InputError`` saying which."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read schemas from {path}: {exc}",
+                         fix="pass a JSON file holding a list of {category_path, attributes:[{name, ...}]}") from exc
+    return _parse(data, str(path))
+
+
+def _parse(data: Any, source: str) -> list[AttributeSchema]:
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(AttributeSchema.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise InputError(f"{source}: schema #{i}: {'.'.join(map(str, err['loc']))}: {err['msg']}",
+                             fix="each schema needs category_path and attributes with a name") from exc
+    return out
+
+
+@lru_cache(maxsize=1)
+def builtin_schemas() -> tuple[AttributeSchema, ...]:
+    """The ten OA-Mine categories (derived from train.jsonl), a generic root schema, the demo categories."""
+    folder = resources.files("shelfwise.enrich") / "schemas"
+    schemas: list[AttributeSchema] = []
+    for name in ("oamine.json", "extra.json"):
+        schemas.extend(_parse(json.loads((folder / name).read_text(encoding="utf-8")), name))
+    by_path = {s.category_path: s for s in schemas}
+    for alias, target in ALIASES.items():
+        schemas.append(by_path[target].model_copy(update={"category_path": alias}))
+    return tuple(schemas)
+
+
+def install_schemas(session: Session, schemas: list[AttributeSchema] | tuple[AttributeSchema, ...] | None = None) -> int:
+    """Put schemas (the built-in ones by default) into ``category_schemas``; idempotent."""
+    catalog = Catalog(session)
+    schemas = builtin_schemas() if schemas is None else schemas
+    for schema in schemas:
+        catalog.put_schema(schema)
+    return len(schemas)
+
+
+def field_key(i: int, name: str) -> str:
+    """A Python identifier for attribute ``i``; the attribute name itself is the JSON key (alias)."""
+    return f"a{i}_" + re.sub(r"\W+", "_", name).strip("_").lower()
+
+
+@lru_cache(maxsize=256)
+def _extraction_model(names: tuple[str, ...], max_chars: int) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        field_key(i, n): (str | None, Field(..., alias=n, max_length=max_chars)) for i, n in enumerate(names)
+    }
+    return create_model("Extraction", __config__=ConfigDict(populate_by_name=True, extra="ignore"), **fields)
+
+
+def extraction_model(attributes: list[str] | tuple[str, ...], max_chars: int = MAX_VALUE_CHARS) -> type[BaseModel]:
+    """``{attribute: string|null}`` for these attribute names, every string bounded."""
+    return _extraction_model(tuple(attributes), max_chars)
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    correct: bool
+    reason: str = Field("", max_length=MAX_REASON_CHARS)
+
+
+@lru_cache(maxsize=256)
+def _verdict_model(names: tuple[str, ...]) -> type[BaseModel]:
+    fields: dict[str, Any] = {field_key(i, n): (Verdict, Field(alias=n)) for i, n in enumerate(names)}
+    return create_model("Verdicts", __config__=ConfigDict(populate_by_name=True, extra="ignore"), **fields)
+
+
+def verdict_model(attributes: list[str] | tuple[str, ...]) -> type[BaseModel]:
+    """One yes/no question per attribute: ``{attribute: {correct: bool, reason: str}}``."""
+    return _verdict_model(tuple(attributes))
