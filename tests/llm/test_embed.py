@@ -111,47 +111,15 @@ def test_real_minilm_similar_titles_are_closer():
 def llama_embedding_server(model_cache, tmp_path_factory):
     """llama-cpp-python's OpenAI-compatible server in embedding mode on loopback, on the embedded model."""
     pytest.importorskip("llama_cpp.server")
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
     from shelfwise.llm.models import model_path
 
+    from .conftest import llama_cpp_server
+
     gguf = model_path("qwen2.5-coder-0.5b", model_cache)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("llama-embed") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--embedding", "true"],
-            stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not come up in 120 s: {log.read_text()[-2000:]}")
-            time.sleep(0.25)
+    with llama_cpp_server(gguf, log, "--n_ctx", "512", "--n_threads", "2", "--embedding", "true",
+                          wait_s=120) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow

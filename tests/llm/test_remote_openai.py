@@ -3,16 +3,10 @@
 
 import asyncio
 import importlib
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import BaseModel, Field
-from .remote_stub import Reply, StubServer, closed_port_url
 
 from shelfwise.config import RoleConfig, Settings
 from shelfwise.errors import BackendUnavailableError, LLMError, LLMTimeoutError
@@ -20,6 +14,9 @@ from shelfwise.llm import LLM, LLMRegistry, MemoryRecorder, Message
 from shelfwise.llm.backends import backend_class
 from shelfwise.llm.backends.openai import OpenAIBackend
 from shelfwise.llm.text import quote_untrusted
+
+from .conftest import llama_cpp_server
+from .remote_stub import Reply, StubServer, closed_port_url
 
 
 class Attrs(BaseModel):
@@ -54,48 +51,15 @@ def test_backend_modules_export_what_they_name(name):
 
 
 # -- the real thing: llama-cpp-python's OpenAI-compatible server on loopback ------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(model_cache: Path, tmp_path_factory):
     pytest.importorskip("llama_cpp.server")
     from shelfwise.llm.models import model_path
 
     gguf = model_path("qwen2.5-coder-0.5b", model_cache)  # assembled and sha256-verified before use
-    port = _free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not come up in 90 s: {log.read_text()[-2000:]}")
-            time.sleep(0.25)
+    with llama_cpp_server(gguf, log, "--n_ctx", "2048", "--n_threads", "2", wait_s=90) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
