@@ -65,9 +65,9 @@ def _feedback(session: Session, product_id: str, seller_id: str | None) -> str:
         else:
             lines.append(f"seller appeal on {e.attribute}: claims {e.claimed_value!r}: {e.message[:200]}")
     if seller_id:
-        others = session.scalars(select(Product.id).where(Product.seller_id == seller_id,
-                                                          Product.id != product_id).limit(50)).all()
-        appeals = sum(1 for _ in log.read("seller_appeal", limit=500) if _.event.product_id in set(others))
+        others = set(session.scalars(select(Product.id).where(Product.seller_id == seller_id,
+                                                              Product.id != product_id).limit(50)))
+        appeals = sum(1 for ev in log.read("seller_appeal", limit=500) if ev.event.product_id in others)
         lines.append(f"seller {seller_id}: {len(others)} other listings, {appeals} appeals on them")
     return "\n".join(lines) or "no reviews, returns or appeals"
 
