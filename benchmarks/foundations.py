@@ -241,20 +241,29 @@ def phase_embedder(args) -> dict:
 
 
 def phase_report(args) -> dict:
+    """Merge the phases measured here into the results file; phases not re-run keep their earlier figures
+    (``phase_commits`` says at which commit each phase was last measured)."""
     parts = {p: json.loads((WORK / f"{p}.json").read_text()) for p in ("validity", "models", "overhead", "embedder")
              if (WORK / f"{p}.json").exists()}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
-    v = parts.get("validity", {})
-    result = {
-        "commit": commit,
-        "json_validity": v.get("json_validity"),
-        "llm_overhead_ms_per_call": parts.get("overhead", {}).get("llm_overhead_ms_per_call"),
-        "models": [{k: m[k] for k in ("name", "role", "prompt_tok_s", "gen_tok_s", "s_per_extraction", "peak_rss_mb")}
-                   for m in parts.get("models", {}).get("models", [])],
-        "embedder": parts.get("embedder", {}).get("embedder"),
-        "make_test_s": {"cold": None, "warm": None},
-    }
+    previous = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    result = {"commit": commit, "json_validity": None, "llm_overhead_ms_per_call": None, "models": [],
+              "embedder": None, "make_test_s": {"cold": None, "warm": None}, **previous}
+    result["commit"] = commit
+    phase_commits = result.setdefault("phase_commits", {})
+    if "validity" in parts:
+        result["json_validity"] = parts["validity"].get("json_validity")
+    if "overhead" in parts:
+        result["llm_overhead_ms_per_call"] = parts["overhead"].get("llm_overhead_ms_per_call")
+        result["llm_overhead_detail"] = {k: v for k, v in parts["overhead"].items() if k.endswith("_ms_per_call")}
+    if "models" in parts:
+        result["models"] = [{k: m[k] for k in ("name", "role", "prompt_tok_s", "gen_tok_s", "s_per_extraction",
+                                               "peak_rss_mb")} for m in parts["models"].get("models", [])]
+    if "embedder" in parts:
+        result["embedder"] = parts["embedder"].get("embedder")
+    for phase in parts:
+        phase_commits[phase] = parts[phase].get("commit", commit)
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -280,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     for phase in (["models", "overhead", "embedder", "validity", "report"] if args.phase == "all" else [args.phase]):
         fig = PHASES[phase](args)
         if phase != "report":
+            fig["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                           check=False).stdout.strip()
             (WORK / f"{phase}.json").write_text(json.dumps(fig, indent=2))
         print(phase, json.dumps(fig), flush=True)
 

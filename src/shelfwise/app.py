@@ -25,7 +25,8 @@ class Shelfwise:
         self.settings = settings
         self.db = db
         self.recorder = DbRecorder(db)
-        self.llms = LLMRegistry(settings, recorder=self.recorder, cache=DbCache(db))
+        self.cache = DbCache(db)
+        self.llms = LLMRegistry(settings, recorder=self.recorder, cache=self.cache)
         self.providers = Providers()
 
     @classmethod
@@ -49,6 +50,7 @@ class Shelfwise:
 
     def close(self) -> None:
         self.recorder.flush()
+        self.cache.flush()
         self.llms.close()
         self.db.dispose()
 
