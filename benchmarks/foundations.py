@@ -262,8 +262,8 @@ def phase_report(args) -> dict:
                                                "peak_rss_mb")} for m in parts["models"].get("models", [])]
     if "embedder" in parts:
         result["embedder"] = parts["embedder"].get("embedder")
-    for phase in parts:
-        phase_commits[phase] = parts[phase].get("commit", commit)
+    for phase, figures in parts.items():
+        phase_commits[phase] = figures.get("commit", commit)
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     return result

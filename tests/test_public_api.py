@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-import shelfwise.errors as errors
+from shelfwise import errors
 
 PUBLIC_MODULES = ["shelfwise", "shelfwise.errors", "shelfwise.config", "shelfwise.contracts", "shelfwise.store",
                   "shelfwise.llm", "shelfwise.observability", "shelfwise.demo", "shelfwise.api", "shelfwise.graph", "shelfwise.search"]

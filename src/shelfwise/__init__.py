@@ -6,4 +6,4 @@ from .errors import ShelfwiseError
 
 __version__ = "0.1.0"
 
-__all__ = ["Shelfwise", "Settings", "RoleConfig", "get_settings", "ShelfwiseError", "__version__"]
+__all__ = ["RoleConfig", "Settings", "Shelfwise", "ShelfwiseError", "__version__", "get_settings"]

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, Self
 
 from .config import Settings, get_settings
 from .contracts import Providers
@@ -54,7 +54,7 @@ class Shelfwise:
         self.llms.close()
         self.db.dispose()
 
-    def __enter__(self) -> Shelfwise:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["ApiKeyConfig", "RoleConfig", "EmbedderConfig", "Settings", "get_settings", "DEFAULT_ROLES"]
+__all__ = ["DEFAULT_ROLES", "ApiKeyConfig", "EmbedderConfig", "RoleConfig", "Settings", "get_settings"]
 
 BackendName = Literal["local", "openai", "anthropic", "bedrock", "scripted"]
 
@@ -157,7 +157,7 @@ def _mask_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # pragma: no cover - a URL SQLAlchemy cannot parse is reported later
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is reported later, unmasked here
         return url
 
 

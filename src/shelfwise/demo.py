@@ -22,7 +22,7 @@ from .app import Shelfwise
 from .observability import configure_logging, trace
 from .store import Catalog, read_listings
 
-__all__ = ["main", "DEMO_STEPS", "demo_catalog_path"]
+__all__ = ["DEMO_STEPS", "demo_catalog_path", "main"]
 
 # (title, module with ``run_demo(sw, console)``), in dependency order.
 DEMO_STEPS: tuple[tuple[str, str], ...] = (

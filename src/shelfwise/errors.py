@@ -22,21 +22,21 @@ Every message says what happened *and how to fix it*; the API layer maps these t
 from __future__ import annotations
 
 __all__ = [
-    "ShelfwiseError",
-    "ConfigError",
-    "UnknownNameError",
-    "StoreError",
-    "MigrationError",
-    "NotFoundError",
-    "InputError",
-    "RowError",
-    "LLMError",
     "BackendUnavailableError",
-    "LLMTimeoutError",
-    "StructuredOutputError",
-    "ModelIntegrityError",
+    "ConfigError",
     "IndexStateError",
+    "InputError",
+    "LLMError",
+    "LLMTimeoutError",
+    "MigrationError",
+    "ModelIntegrityError",
+    "NotFoundError",
     "NotTrainedError",
+    "RowError",
+    "ShelfwiseError",
+    "StoreError",
+    "StructuredOutputError",
+    "UnknownNameError",
 ]
 
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from prometheus_client import Counter, Histogram
 
 __all__ = [
+    "EVENTS_APPENDED",
+    "LLM_CALLS",
+    "LLM_LATENCY",
+    "LLM_TOKENS",
+    "configure_logging",
     "current_trace_id",
     "trace",
-    "configure_logging",
-    "LLM_CALLS",
-    "LLM_TOKENS",
-    "LLM_LATENCY",
-    "EVENTS_APPENDED",
 ]
 
 _TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("shelfwise_trace_id", default=None)

@@ -5,7 +5,6 @@ import asyncio
 
 import pytest
 from pydantic import BaseModel, Field
-from .remote_stub import Reply, StubServer, closed_port_url
 
 from shelfwise.config import RoleConfig
 from shelfwise.errors import BackendUnavailableError, ConfigError, LLMError, LLMTimeoutError
@@ -14,6 +13,8 @@ from shelfwise.llm.backends import backend_class
 from shelfwise.llm.backends._remote import TOOL_NAME
 from shelfwise.llm.backends.anthropic import AnthropicBackend
 from shelfwise.llm.text import quote_untrusted
+
+from .remote_stub import Reply, StubServer, closed_port_url
 
 KEY = "sk-ant-test-123"
 

@@ -3,7 +3,6 @@ against a local server that checks the requests and answers in the Converse wire
 
 import pytest
 from pydantic import BaseModel, Field
-from .remote_stub import Reply, StubServer, closed_port_url
 
 from shelfwise.config import RoleConfig
 from shelfwise.errors import BackendUnavailableError, ConfigError, LLMError, LLMTimeoutError
@@ -11,6 +10,8 @@ from shelfwise.llm import LLM, MemoryRecorder, Message
 from shelfwise.llm.backends import backend_class
 from shelfwise.llm.backends._remote import TOOL_NAME
 from shelfwise.llm.backends.bedrock import BedrockBackend
+
+from .remote_stub import Reply, StubServer, closed_port_url
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 

@@ -2,6 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from shelfwise.errors import InputError
+from shelfwise.observability import trace
 from shelfwise.store.events import (
     EVENT_TYPES,
     Click,
@@ -11,7 +12,6 @@ from shelfwise.store.events import (
     SellerAppeal,
     parse_event,
 )
-from shelfwise.observability import trace
 
 
 def test_events_round_trip_typed_and_in_order(any_db):

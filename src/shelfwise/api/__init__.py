@@ -2,4 +2,4 @@
 
 from .app import ROUTERS, create_app
 
-__all__ = ["create_app", "ROUTERS"]
+__all__ = ["ROUTERS", "create_app"]

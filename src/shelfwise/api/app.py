@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..observability import trace
 
-__all__ = ["create_app", "ROUTERS", "STATUS_BY_ERROR"]
+__all__ = ["ROUTERS", "STATUS_BY_ERROR", "create_app"]
 
 ROUTERS = ("system", "products", "events", "enrich", "kb", "search", "graph")
 

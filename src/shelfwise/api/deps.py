@@ -10,7 +10,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 
 from ..app import Shelfwise
 
-__all__ = ["ROLE_ORDER", "AppDep", "require", "Reader", "Writer", "Expert"]
+__all__ = ["ROLE_ORDER", "AppDep", "Expert", "Reader", "Writer", "require"]
 
 ROLE_ORDER = {"reader": 0, "writer": 1, "expert": 2, "admin": 3}
 

@@ -8,12 +8,19 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..app import Shelfwise
 from ..errors import ShelfwiseError
 
-__all__ = ["feedback_app", "console", "err_console", "open_app", "fail", "progress", "handle_errors"]
+__all__ = ["console", "err_console", "fail", "feedback_app", "handle_errors", "open_app", "progress"]
 
 console = Console()
 # Shared by enrich (appeal, return, review, listing-update) and search (click, add-to-cart, purchase):

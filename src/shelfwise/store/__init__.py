@@ -9,13 +9,13 @@ from .models import Base
 __all__ = [
     "AttributeSchema",
     "AttributeSpec",
+    "Base",
     "Catalog",
-    "IngestReport",
-    "Listing",
-    "read_listings",
     "Database",
     "EventLog",
-    "StoredEvent",
+    "IngestReport",
     "JobTracker",
-    "Base",
+    "Listing",
+    "StoredEvent",
+    "read_listings",
 ]

@@ -12,7 +12,7 @@ from ..llm.client import CallRecord
 from .db import Database
 from .models import LLMCacheEntry, LLMCall
 
-__all__ = ["DbRecorder", "DbCache"]
+__all__ = ["DbCache", "DbRecorder"]
 
 
 class DbRecorder:

@@ -20,7 +20,7 @@ from ..errors import InputError, NotFoundError, RowError
 from .events import EventLog, ListingIngested, ListingUpdated
 from .models import CategorySchema, Product
 
-__all__ = ["Listing", "AttributeSpec", "AttributeSchema", "IngestReport", "Catalog", "read_listings", "validate_row"]
+__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "read_listings", "validate_row"]
 
 MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
 
@@ -156,11 +156,11 @@ class Catalog:
         """Insert or update one listing; returns 'added', 'updated' or 'unchanged'."""
         h = listing.content_hash()
         product = self.session.get(Product, listing.id)
-        fields = dict(
-            title=listing.title, description=listing.description, bullets=listing.bullets,
-            category_path=listing.category_path, brand=listing.brand, seller_id=listing.seller_id,
-            image_urls=listing.image_urls, extra=listing.extra_fields, content_hash=h,
-        )
+        fields = {
+            "title": listing.title, "description": listing.description, "bullets": listing.bullets,
+            "category_path": listing.category_path, "brand": listing.brand, "seller_id": listing.seller_id,
+            "image_urls": listing.image_urls, "extra": listing.extra_fields, "content_hash": h,
+        }
         if product is None:
             self.session.add(Product(id=listing.id, version=1, deleted=False, **fields))
             self.events.append(ListingIngested(product_id=listing.id, source=source, content_hash=h))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -21,24 +21,24 @@ from ..errors import InputError
 from .models import EventRow
 
 __all__ = [
+    "EVENT_TYPES",
+    "AddToCart",
+    "AnyEvent",
+    "Click",
+    "CustomerReturn",
+    "Disagreement",
     "Event",
+    "EventLog",
+    "Extraction",
+    "LearningChange",
     "ListingIngested",
     "ListingUpdated",
-    "Extraction",
-    "Disagreement",
-    "SupervisorRuling",
-    "LearningChange",
-    "SellerAppeal",
-    "CustomerReturn",
+    "Purchase",
     "Review",
     "SearchImpression",
-    "Click",
-    "AddToCart",
-    "Purchase",
-    "AnyEvent",
-    "EVENT_TYPES",
-    "EventLog",
+    "SellerAppeal",
     "StoredEvent",
+    "SupervisorRuling",
 ]
 
 
@@ -157,21 +157,7 @@ class Purchase(_Interaction):
 
 
 AnyEvent = Annotated[
-    Union[
-        ListingIngested,
-        ListingUpdated,
-        Extraction,
-        Disagreement,
-        SupervisorRuling,
-        LearningChange,
-        SellerAppeal,
-        CustomerReturn,
-        Review,
-        SearchImpression,
-        Click,
-        AddToCart,
-        Purchase,
-    ],
+    ListingIngested | ListingUpdated | Extraction | Disagreement | SupervisorRuling | LearningChange | SellerAppeal | CustomerReturn | Review | SearchImpression | Click | AddToCart | Purchase,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)

@@ -4,21 +4,21 @@ and bring their own Alembic branch (see ``store/migrations``)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
-    "utcnow",
-    "Product",
     "CategorySchema",
-    "ExtractedValue",
     "EventRow",
-    "LLMCall",
-    "LLMCacheEntry",
+    "ExtractedValue",
     "JobItem",
+    "LLMCacheEntry",
+    "LLMCall",
+    "Product",
+    "utcnow",
 ]
 
 
@@ -27,7 +27,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Product(Base):
