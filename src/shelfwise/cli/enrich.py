@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..observability import trace
 from ._common import console, handle_errors, open_app, progress
 
-__all__ = ["pending_products", "register"]
+__all__ = ["enrich_shard", "pending_products", "register"]
 
 review_app = typer.Typer(no_args_is_help=True, help="The human review queue of the enrichment loop.")
 
@@ -31,6 +31,14 @@ def pending_products(session, category: str | None, limit: int) -> list[str]:  #
     return [pid for pid in session.scalars(stmt) if pid not in done][:limit]
 
 
+def enrich_shard(sw, shard: tuple[list[str], str, bool]):  # type: ignore[no-untyped-def]
+    """One shard of a scaled-out run: an already opened batch, run on whatever process Ray chose."""
+    from ..enrich import EnrichmentLoop, LoopConfig
+
+    ids, batch_id, titles = shard
+    return EnrichmentLoop(sw, LoopConfig(titles=titles)).run_batch(ids, batch_id=batch_id)
+
+
 def enrich(
     batch_size: Annotated[int, typer.Option(min=1, help="products per batch")] = 20,
     batches: Annotated[int, typer.Option(min=1, help="how many batches to run")] = 1,
@@ -38,9 +46,19 @@ def enrich(
     schemas: Annotated[Path | None, typer.Option(help="attribute schemas (JSON) to load first",
                                                   exists=True, dir_okay=False)] = None,
     titles: Annotated[bool, typer.Option(help="also generate and check a search-friendly title")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="batches run side by side (one per worker)")] = 1,
+    executor: Annotated[str, typer.Option(help="local (one process) | ray (a local or remote Ray cluster)")
+                        ] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="join this Ray cluster ('auto', ray://host:10001)")
+                           ] = None,
 ) -> None:
-    """Run the self-learning extraction loop in batches. Resumable: an interrupted batch is finished first."""
+    """Run the self-learning extraction loop in batches. Resumable: interrupted batches are finished first.
+
+    With --workers N the loop runs N batches at a time (on Ray with --executor ray), all writing to the one
+    store; learnings written by one batch reach the others' next batches."""
     from ..enrich import EnrichmentLoop, LoopConfig, install_schemas, load_schema_file
+    from ..enrich.models import EnrichBatch
+    from ..scale import run_sharded
 
     sw = open_app()
     with trace(), handle_errors():
@@ -50,19 +68,30 @@ def enrich(
         loop = EnrichmentLoop(sw, LoopConfig(titles=titles))
         table = Table("batch", "products", "disagreement rate", "supervisor calls", "reviews", "learnings",
                       "tokens", "model s", title="enrichment batches")
+        reports = []
         for _ in range(batches):
-            running = loop.running_batch()
-            if running is not None:
-                ids, bid = list(running.product_ids), running.id
-            else:
-                with sw.db.session() as s:
-                    ids, bid = pending_products(s, category, batch_size), None
-            if not ids:
+            with sw.db.session() as s:
+                running = [(list(b.product_ids), b.id) for b in s.scalars(
+                    select(EnrichBatch).where(EnrichBatch.status == "running").order_by(EnrichBatch.seq))]
+                pending = [] if running else pending_products(s, category, batch_size * workers)
+            # Batches are opened here, one at a time, so concurrent workers never race for a sequence number.
+            opened = running[:workers] or [(ids, loop.open_batch(ids).id)
+                                           for ids in (pending[i: i + batch_size]
+                                                       for i in range(0, len(pending), batch_size))]
+            if not opened:
                 console.print("no products left to enrich")
                 break
-            with progress() as bar:
-                task = bar.add_task(f"batch {bid or 'new'}", total=len(ids))
-                report = loop.run_batch(ids, batch_id=bid, on_product=lambda _r, t=task: bar.advance(t))
+            if workers == 1 and executor == "local":
+                ids, bid = opened[0]
+                with progress() as bar:
+                    task = bar.add_task(f"batch {bid}", total=len(ids))
+                    reports.append(loop.run_batch(ids, batch_id=bid, on_product=lambda _r, t=task: bar.advance(t)))
+            else:
+                with console.status(f"{len(opened)} batches on {executor} ({workers} workers)…"):
+                    reports += run_sharded(enrich_shard, [(ids, bid, titles) for ids, bid in opened],
+                                           sw=sw if executor == "local" else None, settings=sw.settings,
+                                           executor=executor, workers=workers, ray_address=ray_address)
+        for report in reports:
             table.add_row(report.batch_id, str(report.products), f"{report.disagreement_rate:.0%}",
                           str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
                           str(report.tokens), f"{report.seconds:.1f}")

@@ -1,0 +1,31 @@
+"""`shelfwise enrich --workers N`: several batches per round, opened by the driver, run through run_sharded."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+
+def test_enrich_with_workers_runs_side_by_side_batches_and_resumes_them(monkeypatch, scripted_sw):
+    from typer.testing import CliRunner
+
+    import shelfwise.cli.enrich as cli_enrich
+    from shelfwise.cli.main import app
+    from shelfwise.enrich.models import EnrichBatch
+
+    monkeypatch.setattr(cli_enrich, "open_app", lambda migrate=True: scripted_sw)
+    monkeypatch.setattr(scripted_sw, "close", lambda: None)
+    from shelfwise.enrich import EnrichmentLoop
+
+    with scripted_sw.db.session() as s:
+        todo = cli_enrich.pending_products(s, None, 10_000)
+    interrupted = EnrichmentLoop(scripted_sw).open_batch(todo[:2])   # a crash left this batch running
+    res = CliRunner().invoke(app, ["enrich", "--batch-size", "1", "--batches", "2", "--workers", "2",
+                                   "--no-titles"])
+    assert res.exit_code == 0, res.output
+    with scripted_sw.db.session() as s:
+        batches = list(s.scalars(select(EnrichBatch).order_by(EnrichBatch.seq)))
+        left = cli_enrich.pending_products(s, None, 10_000)
+    # round 1 finishes the interrupted batch alone; round 2 opens two new ones side by side
+    assert batches[0].id == interrupted.id and len(batches) == 3
+    assert all(b.status == "done" for b in batches) and left == todo[4:]
+    assert batches[1].product_ids == todo[2:3] and batches[2].product_ids == todo[3:4]
