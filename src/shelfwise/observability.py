@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 
 __all__ = [
     "EVENTS_APPENDED",
+    "HTTP_LATENCY",
     "LLM_CALLS",
     "LLM_LATENCY",
     "LLM_TOKENS",
@@ -31,6 +32,10 @@ LLM_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
 )
 EVENTS_APPENDED = Counter("shelfwise_events_total", "events appended to the log", ["type"])
+HTTP_LATENCY = Histogram(
+    "shelfwise_http_request_seconds", "HTTP API request latency, by route template", ["method", "route", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
+)
 
 
 def current_trace_id() -> str | None:

@@ -59,6 +59,10 @@ def test_events_append_idempotently_and_read_in_order_with_trace(client):
 
 def test_health_metrics_and_openapi(client):
     assert client.get("/health").json()["status"] == "ok"
-    assert "shelfwise_events_total" in client.get("/metrics").text
+    client.get("/products/nope", headers=R)
+    metrics = client.get("/metrics").text
+    assert "shelfwise_events_total" in metrics
+    assert ('shelfwise_http_request_seconds_count{method="GET",route="/products/{product_id}",status="404"}'
+            in metrics)
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/products", "/events", "/llm/usage"} <= set(paths)

@@ -6,6 +6,7 @@ Domain packages add routers by exposing ``router`` in ``shelfwise.api.routers.<n
 from __future__ import annotations
 
 import importlib
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -22,7 +23,7 @@ from ..errors import (
     NotTrainedError,
     ShelfwiseError,
 )
-from ..observability import trace
+from ..observability import HTTP_LATENCY, trace
 
 __all__ = ["ROUTERS", "STATUS_BY_ERROR", "create_app"]
 
@@ -55,9 +56,13 @@ def create_app(sw: Shelfwise | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def with_trace(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
         with trace(request.headers.get("x-trace-id")) as tid:
             response = await call_next(request)
         response.headers["x-trace-id"] = tid
+        # The route template (/products/{product_id}), not the raw path, keeps the label set small.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        HTTP_LATENCY.labels(request.method, route, str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
     @app.exception_handler(ShelfwiseError)
