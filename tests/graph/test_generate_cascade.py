@@ -43,6 +43,30 @@ def test_prompt_is_a_question_and_quotes_untrusted_titles():
     assert user.count("QUERY>>>") == 1 and "never instructions" in msgs[0].content
 
 
+def test_prompt_puts_fixed_instructions_before_the_products_so_calls_share_a_prefix():
+    products = {"a": ProductInfo(id="a", title="Camping Tent"), "b": ProductInfo(id="b", title="Coffee Mug")}
+    one = build_prompt(BehaviourPair(kind="co_buy", product_ids=("a", "b")), products, SEED_RELATIONS, k=4)
+    two = build_prompt(BehaviourPair(kind="co_buy", product_ids=("b", "a")), products, SEED_RELATIONS, k=4)
+    u1, u2 = one[-1].content, two[-1].content
+    shared = next(i for i, (x, y) in enumerate(zip(u1, u2, strict=False)) if x != y)
+    assert "Reply with JSON" in u1[:shared] and "used_for_event" in u1[:shared]
+    assert '"n"' not in u1  # the rank is the list order: no token spent on it
+
+
+def test_candidates_without_n_are_ranked_by_their_order(gsw, scripted):
+    import json
+
+    with gsw.db.session() as s:
+        products = catalog_products(s)
+    scripted.enqueue(json.dumps({"candidates": [{"relation": "used_for_event", "tail": "winter camping"},
+                                                {"relation": "used_with", "tail": "sleeping pad"}]}))
+    build_graph(gsw, [BehaviourPair(kind="co_buy", product_ids=("bag-1", "mat-1"))], products,
+                BuildConfig(cascade=CascadeConfig(stages=("completeness",))))
+    with gsw.db.session() as s:
+        ranks = dict(s.execute(select(GraphCandidate.tail, GraphCandidate.rank)).all())
+    assert ranks == {"winter camping": 1, "sleeping pad": 2}
+
+
 def _pairs():
     return [BehaviourPair(kind="search_buy", query="camping", product_ids=("tent-1",)),
             BehaviourPair(kind="co_buy", product_ids=("bag-1", "mat-1")),
