@@ -42,6 +42,11 @@ def build(
     data: Annotated[Path, typer.Option(help="public data folder")] = Path("../shared/data"),
     limit: Annotated[int | None, typer.Option(help="at most this many pairs (broad queries first)")] = None,
     job: Annotated[str, typer.Option(help="job name; rerun the same job to resume")] = "graph.build",
+    workers: Annotated[int, typer.Option(min=1, help="generate over this many shards side by side")] = 1,
+    executor: Annotated[str, typer.Option(help="local (one process) | ray (a local or remote Ray cluster)")
+                        ] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="join this Ray cluster ('auto', ray://host:10001)")
+                           ] = None,
 ) -> None:
     """Generate intent knowledge from behaviour pairs and refine it into graph edges (resumable)."""
     from ..graph import BuildConfig, SamplingConfig, build_graph
@@ -49,7 +54,8 @@ def build(
     sw = open_app()
     with handle_errors():
         pairs, products = _load_pairs(sw, source, data)
-        cfg = BuildConfig(job=job, sampling=SamplingConfig(max_pairs=limit))
+        cfg = BuildConfig(job=job, sampling=SamplingConfig(max_pairs=limit), workers=workers, executor=executor,
+                          ray_address=ray_address)
         with progress() as bar:
             task = bar.add_task("generate", total=min(len(pairs), limit or len(pairs)))
             report = build_graph(sw, pairs, products, cfg, on_pair=lambda _p: bar.advance(task), source=source)

@@ -5,6 +5,7 @@ stage is no longer ``new``), so nothing is generated or stored twice."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,11 @@ class BuildConfig(BaseModel):
     job: str = Field("graph.build", min_length=1)
     role: str = "graph.generator"
     use_classifier: bool = True
+    # Generation is the expensive step: with workers > 1 (or executor "ray") it runs over shards of pairs,
+    # each shard on its own process; the cascade then runs once over everything.
+    workers: int = Field(1, ge=1, le=1024)
+    executor: str = Field("local", pattern="^(local|ray)$")
+    ray_address: str | None = None
 
 
 class BuildReport(BaseModel):
@@ -74,9 +80,11 @@ def build_graph(sw: Any, pairs: list[BehaviourPair], products: dict[str, Product
     sampled = sample_pairs(usable, products, cfg.sampling)
     with sw.db.session() as s:
         rels = relations(s)
-    gen: GenerationReport = generate_candidates(
-        sw.db, sw.llm(cfg.role), sampled.kept, products, rels, job=cfg.job, k=cfg.candidates_per_pair,
-        on_pair=on_pair)
+    if cfg.workers > 1 or cfg.executor != "local":
+        gen = _generate_sharded(sw, sampled.kept, products, rels, cfg)
+    else:
+        gen = generate_candidates(sw.db, sw.llm(cfg.role), sampled.kept, products, rels, job=cfg.job,
+                                  k=cfg.candidates_per_pair, on_pair=on_pair)
     keys = [p.key for p in sampled.kept]
     reports, added = refine(sw, products, keys, cfg.cascade, use_classifier=cfg.use_classifier, source=source)
     with sw.db.session() as s:
@@ -91,6 +99,36 @@ def build_graph(sw: Any, pairs: list[BehaviourPair], products: dict[str, Product
                     "seconds": round(gen.seconds, 1), "pairs_per_min": round(gen.pairs_per_min, 2),
                     "errors": gen.errors[:5]},
         cascade=reports, edges_added=added, relation_proposals=proposals)
+
+
+def generate_shard(sw: Any, shard: tuple) -> GenerationReport:  # type: ignore[type-arg]
+    """One shard of a scaled-out generation, run wherever the executor put it (same code as one process)."""
+    pairs, products, rels, job, k, role = shard
+    return generate_candidates(sw.db, sw.llm(role), pairs, products, rels, job=job, k=k)
+
+
+def _generate_sharded(sw: Any, pairs: list[BehaviourPair], products: dict[str, ProductInfo],
+                      rels: dict[str, str], cfg: BuildConfig) -> GenerationReport:
+    from ..scale import run_sharded, split
+
+    started = time.perf_counter()
+    shards = []
+    for part in split(pairs, cfg.workers):
+        needed = {pid for p in part for pid in p.product_ids}
+        shards.append((part, {pid: products[pid] for pid in needed if pid in products}, rels, cfg.job,
+                       cfg.candidates_per_pair, cfg.role))
+    reports = run_sharded(generate_shard, shards, sw=sw if cfg.executor == "local" else None,
+                          settings=sw.settings, executor=cfg.executor, workers=cfg.workers,
+                          ray_address=cfg.ray_address)
+    merged = GenerationReport(seconds=time.perf_counter() - started)  # wall time: shards ran side by side
+    for r in reports:
+        merged.pairs_done += r.pairs_done
+        merged.pairs_skipped += r.pairs_skipped
+        merged.pairs_failed += r.pairs_failed
+        merged.candidates += r.candidates
+        merged.empty += r.empty
+        merged.errors += r.errors
+    return merged
 
 
 def rescore_edges(sw: Any, classifier: Any) -> int:
