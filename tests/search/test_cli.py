@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 import re
 
-from .search_fixtures import ingest, make_app
 from typer.testing import CliRunner
 
 from shelfwise.cli.main import app
 from shelfwise.store import EventLog
+
+from .search_fixtures import ingest, make_app
 
 runner = CliRunner()
 

@@ -104,3 +104,22 @@ def test_service_sync_reindexes_only_changed_products(service, app):
     assert service.sync() == {"updated": 0, "deleted": 0, "unchanged": 10}
     hits = service.search("enamel mug", log_impression_event=False).product_ids
     assert hits[0] == "p-mug" and "p-charger" not in service.search("charger").product_ids
+
+
+def test_dense_exact_and_graph_search_agree_and_skip_removed_rows():
+    from shelfwise.search.dense import DenseIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact, graph = DenseIndex(16, vectors), DenseIndex(16, vectors, exact_max_rows=0)
+    query = vectors[7] + 0.01
+    rows, sims = exact.search(query, 5)
+    assert rows[0] == 7 and np.all(np.diff(sims) <= 0)
+    assert np.allclose(sims, vectors[rows] @ query, atol=1e-5)
+    assert graph.search(query, 5)[0][0] == 7
+    for index in (exact, graph):
+        index.remove(7)
+        assert 7 not in index.search(query, 5)[0].tolist()
+    row = exact.append(vectors[7])
+    assert exact.search(query, 1)[0].tolist() == [row]

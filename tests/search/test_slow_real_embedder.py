@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from .search_fixtures import ingest
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import Settings
 from shelfwise.search import SearchService
 from shelfwise.search.retrievers import get_retriever
+
+from .search_fixtures import ingest
 
 
 @pytest.mark.slow

@@ -12,33 +12,57 @@ from . import _native  # noqa: F401  (must precede usearch; see the module)
 __all__ = ["DenseIndex"]
 
 
-class DenseIndex:
-    """Keys are row numbers of the search index. Removed rows stay in the matrix (masked by ``alive``)."""
+# Up to this many rows a query is answered by one exact matrix-vector product; beyond, the usearch HNSW
+# graph. On the 6,764 ESCI products (384-d) the product costs ~2.5 ms and the graph ~1.2-1.8 ms (loaded
+# core) while finding 97 % of the exact top 100, so the graph wins early; tiny catalogs stay exact.
+EXACT_MAX_ROWS = 2_000
 
-    def __init__(self, dim: int, vectors: np.ndarray | None = None, *, index: Index | None = None) -> None:
+
+class DenseIndex:
+    """Keys are row numbers of the search index. Removed rows stay in the matrix (masked by ``live``)."""
+
+    def __init__(self, dim: int, vectors: np.ndarray | None = None, *, index: Index | None = None,
+                 exact_max_rows: int = EXACT_MAX_ROWS) -> None:
         self.dim = dim
         self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else vectors.astype(np.float32)
+        self.exact_max_rows = exact_max_rows
         if index is None:
             index = Index(ndim=dim, metric="ip", dtype="f32", connectivity=16, expansion_add=128,
                           expansion_search=96)
             if len(self.vectors):
                 index.add(np.arange(len(self.vectors), dtype=np.uint64), self.vectors)
         self.index = index
+        self.live = np.array([int(r) in index for r in range(len(self.vectors))], dtype=bool) \
+            if len(index) != len(self.vectors) else np.ones(len(self.vectors), dtype=bool)
 
     def append(self, vector: np.ndarray) -> int:
         row = len(self.vectors)
         self.vectors = np.vstack([self.vectors, vector.reshape(1, -1).astype(np.float32)])
         self.index.add(np.uint64(row), vector.astype(np.float32))
+        self.live = np.append(self.live, True)
         return row
 
     def remove(self, row: int) -> None:
         if row in self.index:
             self.index.remove(np.uint64(row))
+        if row < len(self.live):
+            self.live[row] = False
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cosine similarities), best first; L2-normalised vectors make inner product the cosine."""
         if len(self.index) == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if len(self.vectors) <= self.exact_max_rows:
+            sims = self.vectors @ query.astype(np.float32)
+            live = int(self.live.sum())
+            if live < len(sims):
+                sims[~self.live] = -np.inf
+            k = min(k, live)
+            if k == 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
+            top = top[np.argsort(-sims[top], kind="stable")]
+            return top.astype(np.int64), sims[top].astype(np.float32)
         found = self.index.search(query.astype(np.float32), min(k, len(self.index)))
         return found.keys.astype(np.int64), (1.0 - found.distances).astype(np.float32)
 

@@ -65,10 +65,14 @@ class _Segment:
             np.zeros((len(FIELDS), 0), dtype=np.float32)
 
     def coverage(self, inc: sp.csc_matrix, ids: list[int]) -> np.ndarray:
+        # Read the few columns straight from the CSC arrays: scipy's fancy column slicing costs ~1 ms a
+        # query in object overhead, this is a bincount over the query tokens' postings (~20 us).
         cols = [i for i in ids if i < inc.shape[1]]
         if not cols or self.n == 0:
             return np.zeros(self.n, dtype=np.float32)
-        return np.asarray(inc[:, cols].sum(axis=1)).ravel() / max(len(ids), 1)
+        ptr = inc.indptr
+        rows = np.concatenate([inc.indices[ptr[c] : ptr[c + 1]] for c in cols])
+        return np.bincount(rows, minlength=self.n).astype(np.float32) / max(len(ids), 1)
 
 
 class LexicalIndex:

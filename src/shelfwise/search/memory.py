@@ -88,11 +88,25 @@ def store_predicted(session: Session, docs: list[ProductDoc], intents: dict[str,
     return len(rows)
 
 
+def _weighted_rows(matrix: sp.csr_matrix, keys: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """log1p of sum_i weights[i] * matrix[keys[i]], dense over all rows (one bincount, no Python loop)."""
+    ptr = matrix.indptr
+    lens = ptr[keys + 1] - ptr[keys]
+    if not lens.sum():
+        return np.zeros(matrix.shape[1], dtype=np.float32)
+    # positions of every stored entry of the chosen keys in matrix.indices/data
+    offsets = np.repeat(ptr[keys] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+    values = matrix.data[offsets] * np.repeat(weights, lens)
+    total = np.bincount(matrix.indices[offsets], weights=values, minlength=matrix.shape[1])
+    return np.log1p(total).astype(np.float32)
+
+
 class MemoryIndex:
     def __init__(self, keys: list[str], key_tokens: sp.csr_matrix, scores: sp.csr_matrix, observed: sp.csr_matrix,
                  vocab: dict[str, int]) -> None:
         self.keys, self.key_tokens, self.scores, self.observed, self.vocab = keys, key_tokens, scores, observed, vocab
         self.key_len = np.asarray(key_tokens.sum(axis=1)).ravel()
+        self._token_keys = key_tokens.tocsc()  # token -> the stored keys containing it, read per query
         self.key_of = {k: i for i, k in enumerate(keys)}
 
     @classmethod
@@ -140,14 +154,14 @@ class MemoryIndex:
         if not q or not self.keys:
             z = np.zeros(n_rows, dtype=np.float32)
             return z, z
-        overlap = np.asarray(self.key_tokens[:, q].sum(axis=1)).ravel()
+        # Straight from the sparse arrays (no scipy slicing objects): ~50 us instead of ~5 ms a query.
+        ptr, idx = self._token_keys.indptr, self._token_keys.indices
+        keys, overlap = np.unique(np.concatenate([idx[ptr[c] : ptr[c + 1]] for c in q]), return_counts=True)
         n_q = len(set(tokenize(query)))
-        sim = overlap / np.maximum(self.key_len + n_q - overlap, 1)
-        sim[sim < min_similarity] = 0.0
-        weights = sp.csr_matrix(sim.astype(np.float32) ** 2)
-        total = np.asarray((weights @ self.scores).todense()).ravel()
-        seen = np.asarray((weights @ self.observed).todense()).ravel()
-        return np.log1p(total).astype(np.float32), np.log1p(seen).astype(np.float32)
+        sim = overlap / np.maximum(self.key_len[keys] + n_q - overlap, 1)
+        near = sim >= min_similarity
+        keys, weights = keys[near], (sim[near] ** 2).astype(np.float32)
+        return _weighted_rows(self.scores, keys, weights), _weighted_rows(self.observed, keys, weights)
 
     def has_observed(self, query: str) -> bool:
         i = self.key_of.get(normalize_query(query))

@@ -20,7 +20,7 @@ from .index import Embedder, SearchIndex
 from .memory import MemoryIndex
 from .query import Query, SearchContext
 from .rank import FEATURE_NAMES, LTRRanker, feature_matrix
-from .retrievers import Candidate, get_retriever
+from .retrievers import get_retriever
 from .understanding import QueryUnderstanding
 
 __all__ = ["Hit", "SearchResult", "Searcher", "rrf_scores"]
@@ -79,9 +79,8 @@ class Searcher:
     def candidates(self, q: Query, arm: Arm) -> tuple[np.ndarray, dict[int, dict[str, int]]]:
         found: dict[int, dict[str, int]] = defaultdict(dict)
         for name, n in arm.mix.items():
-            cands: list[Candidate] = self.retrievers[name].retrieve(q, n, q.context)
-            for c in cands:
-                found[c.row][name] = c.rank
+            for rank, row in enumerate(self.retrievers[name].rank_rows(q, n, q.context).tolist()):
+                found[row][name] = rank
         rows = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
         if len(rows) > self.config.max_candidates:  # keep the best-fused ones; the ranker's cost is linear
             keep = np.argsort(-rrf_scores(rows, found))[: self.config.max_candidates]

@@ -78,7 +78,8 @@ class Query:
 
     @cached_property
     def vector(self) -> np.ndarray:
-        return self.embedder.embed([self.text])[0]
+        embed_query = getattr(self.embedder, "embed_query", None)  # the fast single-query path, when there is one
+        return embed_query(self.text) if embed_query is not None else self.embedder.embed([self.text])[0]
 
     def dense_search(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate nearest rows (usearch), cached: a later call with a smaller k reuses the result."""

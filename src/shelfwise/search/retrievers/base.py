@@ -47,9 +47,13 @@ class Retriever:
     def features(self, query: Query, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 
+    def rank_rows(self, query: Query, k: int, context: SearchContext | None = None) -> np.ndarray:
+        """Just the rows, best first: what the request path needs (no per-candidate objects)."""
+        return top_rows(self.scores(query), k, query.alive)
+
     def retrieve(self, query: Query, k: int, context: SearchContext | None = None) -> list[Candidate]:
         score = self.scores(query)
-        rows = top_rows(score, k, query.alive)
+        rows = self.rank_rows(query, k, context)
         feats = self.features(query, rows)
         ids = query.index.ids
         return [

@@ -49,10 +49,16 @@ class DenseRetriever(Retriever):
     def scores(self, query: Query) -> np.ndarray:
         return np.maximum(query.index.dense.similarity(query.vector), 0.0)  # full pass: offline use only
 
-    def retrieve(self, query: Query, k: int, context: SearchContext | None = None) -> list[Candidate]:
+    def _rows_sims(self, query: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
         rows, sims = query.dense_search(k + 8)  # a few spare for tombstoned rows
         keep = query.alive[rows] if len(rows) else np.zeros(0, dtype=bool)
-        rows, sims = rows[keep][:k], sims[keep][:k]
+        return rows[keep][:k], sims[keep][:k]
+
+    def rank_rows(self, query: Query, k: int, context: SearchContext | None = None) -> np.ndarray:
+        return self._rows_sims(query, k)[0]
+
+    def retrieve(self, query: Query, k: int, context: SearchContext | None = None) -> list[Candidate]:
+        rows, sims = self._rows_sims(query, k)
         ids = query.index.ids
         return [Candidate(ids[r], int(r), float(s), self.name, i, {"cosine": float(s)})
                 for i, (r, s) in enumerate(zip(rows, sims, strict=True))]
@@ -79,10 +85,10 @@ class IntentRetriever(Retriever):
     def scores(self, query: Query) -> np.ndarray:
         return query.intent
 
-    def retrieve(self, query: Query, k: int, context: SearchContext | None = None) -> list[Candidate]:
+    def rank_rows(self, query: Query, k: int, context: SearchContext | None = None) -> np.ndarray:
         if query.intent_source is None:
-            return []
-        return super().retrieve(query, k, context)
+            return np.zeros(0, dtype=np.int64)
+        return super().rank_rows(query, k, context)
 
     def features(self, query: Query, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {"intent": query.intent[rows]}
