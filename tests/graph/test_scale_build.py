@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from shelfwise.graph import BehaviourPair, BuildConfig, CascadeConfig, build_graph, catalog_products
+from shelfwise.graph import BuildConfig, CascadeConfig, build_graph, catalog_products
 from shelfwise.graph.models import GraphCandidate
 
-
-def _pairs():
-    return [BehaviourPair(kind="search_buy", query="camping", product_ids=("tent-1",)),
-            BehaviourPair(kind="co_buy", product_ids=("bag-1", "mat-1")),
-            BehaviourPair(kind="search_buy", query="coffee", product_ids=("cof-1",))]
+from .test_generate_cascade import _pairs
 
 
 def test_sharded_generation_merges_shard_reports_and_resumes(gsw, scripted, generation):
