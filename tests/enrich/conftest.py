@@ -1,82 +1,26 @@
 """Fixtures for the enrichment loop: an app whose model roles are served by ScriptedBackend test doubles
-(responders that read the prompt, like a tiny deterministic model) and a hashing embedder."""
+(see ``doubles.py``) and a hashing embedder."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 
 import pytest
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import EmbedderConfig, Settings
-from shelfwise.llm.backends.scripted import ScriptedBackend
-from shelfwise.store import Catalog, Listing
+from shelfwise.store import Catalog
 
-LISTINGS = [
-    Listing(id="c1", title="Brewhaus French Roast K-Cup Pods, 24 Count", category_path="Coffee"),
-    Listing(id="c2", title="Brewhaus Pike Place Roast K-Cup Pods, 32 Count", category_path="Coffee"),
-    Listing(id="c3", title="Brewhaus Veranda Blend K-Cup Pods, 10 Count", category_path="Coffee"),
-    Listing(id="c4", title="Brewhaus Sumatra K-Cup Pods, 16 Count", category_path="Coffee"),
-]
-
-
-def user_text(request) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(m.content for m in request.messages if m.role == "user")
-
-
-def listing_title(request) -> str:  # type: ignore[no-untyped-def]
-    m = re.search(r"title: (.*)", user_text(request))
-    return m.group(1).strip() if m else ""
-
-
-def generator_double(request) -> str:  # type: ignore[no-untyped-def]
-    """Misreads the brand as 'K-Cup' unless a learning in the prompt names the real brand."""
-    props = request.json_schema["properties"]
-    title = listing_title(request)
-    text = user_text(request)
-    out = dict.fromkeys(props)
-    knows = "Brewhaus" in text.split("Listing:")[0]
-    out["Brand"] = "Brewhaus" if knows else "K-Cup"
-    count = re.search(r"\d+ Count", title)
-    if "Net content" in out and count:
-        out["Net content"] = count.group(0)
-    return json.dumps(out)
-
-
-def evaluator_double(request) -> str:  # type: ignore[no-untyped-def]
-    """Critical about one thing: a brand that is really an item form."""
-    props = request.json_schema["properties"]
-    text = user_text(request)
-    out = {}
-    for name in props:
-        wrong = name == "Brand" and "'K-Cup'" in text
-        out[name] = {"correct": not wrong, "reason": "K-Cup is a pod format, not a brand" if wrong else "stated"}
-    return json.dumps(out)
-
-
-def supervisor_double(request) -> str:  # type: ignore[no-untyped-def]
-    return json.dumps({"action": "answer", "rulings": [
-        {"attribute": "Brand", "value": "Brewhaus", "why_disagreed": "K-Cup is the pod format",
-         "confidence": 0.9, "learning": "In Coffee, 'K-Cup' is the Item form, not the Brand."}]})
-
-
-def manager_double(request) -> str:  # type: ignore[no-untyped-def]
-    return json.dumps({"action": "here", "target": None, "reason": "new rule"})
-
-
-def make_app(settings: Settings, **responders) -> Shelfwise:  # type: ignore[no-untyped-def]
-    sw = Shelfwise.open(settings)
-    defaults = {"worker.generator": generator_double, "worker.evaluator": evaluator_double,
-                "supervisor": supervisor_double, "memory.manager": manager_double}
-    defaults.update(responders)
-    sw.backends = {}
-    for role, fn in defaults.items():
-        backend = ScriptedBackend(model=f"double-{role}", responder=fn)
-        sw.llms.set_backend(role, backend)
-        sw.backends[role] = backend
-    return sw
+from .doubles import (  # noqa: F401  (re-exported: tests import them from here)
+    LISTINGS,
+    evaluator_double,
+    generator_double,
+    listing_title,
+    make_app,
+    manager_double,
+    supervisor_double,
+    user_text,
+)
 
 
 @pytest.fixture

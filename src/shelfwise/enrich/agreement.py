@@ -32,6 +32,22 @@ def _fold(text: str) -> str:
     return text
 
 
+_FOLDED: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
+
+
+def _folded(synonyms: Mapping[str, str]) -> dict[str, str]:
+    """The synonym map with folded keys, computed once per map object (a batch votes with the same few maps
+    thousands of times, and a gazetteer grows to hundreds of entries)."""
+    hit = _FOLDED.get(id(synonyms))
+    if hit is not None and hit[0] is synonyms:
+        return hit[1]
+    if len(_FOLDED) > 512:
+        _FOLDED.clear()
+    folded = {_fold(k): v for k, v in synonyms.items()}
+    _FOLDED[id(synonyms)] = (synonyms, folded)
+    return folded
+
+
 def normalize(value: str | None, synonyms: Mapping[str, str] | None = None) -> str | None:
     """A comparison key for a value: lower case, single spaces, canonical units, known synonyms applied.
     ``None`` and empty strings (and "n/a"-like fillers) are ``None``."""
@@ -41,7 +57,7 @@ def normalize(value: str | None, synonyms: Mapping[str, str] | None = None) -> s
     if text in ("", "n/a", "na", "none", "null", "unknown", "not specified", "-"):
         return None
     if synonyms:
-        folded = {_fold(k): v for k, v in synonyms.items()}
+        folded = _folded(synonyms)
         if text in folded:
             text = _fold(folded[text])
     text = _UNIT_RE.sub(lambda m: f"{m.group(1).replace(',', '.')} {UNITS[m.group(2)]}", text)
@@ -90,10 +106,12 @@ def vote(
     - otherwise (some workers abstained) → ``check``: the evaluator decides.
     ``preferred`` lists workers whose spelling wins when keys tie (the compiled extractor copies the
     listing's own spelling)."""
-    cands = [Candidate(worker=w, value=v, key=normalize(v, synonyms)) for w, v in values]
+    # model_construct: the fields are built right here, and validation per attribute per product adds up.
+    cands = [Candidate.model_construct(worker=w, value=v, key=normalize(v, synonyms)) for w, v in values]
     present = [c for c in cands if c.key is not None]
     if not present:
-        return AttributeDecision(attribute=attribute, status="empty", candidates=cands)
+        return AttributeDecision.model_construct(attribute=attribute, value=None, status="empty", candidates=cands,
+                                                 reasons=[])
     counts = Counter(c.key for c in present)
     if len(counts) > 1:
         shown = ", ".join(f"{c.worker}={c.value!r}" for c in present)

@@ -3,14 +3,19 @@
 - a *gazetteer* learning per (category, attribute) — fixed text, so every new value merges into the same
   learning by the knowledge base's duplicate guard and its normalisation map grows (no LLM call needed);
 - a *pattern* learning for values with numbers ("14 M US" -> a regex), same merging;
-- the supervisor's own prose learning, with a worked example, when it wrote one."""
+- the supervisor's own prose learning, with a worked example, when it wrote one;
+- a *worked example* per settled product (category-wide, fixed text, so they merge into one learning that
+  keeps the newest 8): the listing and every value, which small generators read as few-shot examples."""
 
 from __future__ import annotations
 
 from .compiled import PATTERN_PREFIX, value_pattern
 from .kb.types import Evidence, LearningDraft
 
-__all__ = ["gazetteer_text", "pattern_text", "value_drafts"]
+__all__ = ["WORKED_PREFIX", "format_worked", "gazetteer_text", "parse_worked", "pattern_text", "value_drafts",
+           "worked_draft", "worked_text"]
+
+WORKED_PREFIX = "worked:"
 
 
 def _scope(category_path: str) -> str:
@@ -48,3 +53,32 @@ def value_drafts(category_path: str, attribute: str, value: str, title: str, *, 
         drafts.append(LearningDraft(category_path=category_path, attribute=attribute, text=text.strip()[:600],
                                     examples=[example], evidence=ev))
     return drafts
+
+
+def worked_text(category_path: str) -> str:
+    return (f"Worked examples in {_scope(category_path)}: each listing with every attribute value it states, "
+            "copied as written.")
+
+
+def format_worked(title: str, values: dict[str, str]) -> str:
+    pairs = "; ".join(f"{a}: {v}" for a, v in values.items())
+    return f"{WORKED_PREFIX} {title[:120]} => {pairs}"
+
+
+def parse_worked(example: str) -> tuple[str, dict[str, str]] | None:
+    """(title, values) of a worked example, or None for any other example."""
+    if not example.startswith(WORKED_PREFIX) or " => " not in example:
+        return None
+    title, pairs = example[len(WORKED_PREFIX):].strip().rsplit(" => ", 1)
+    values = dict(p.split(": ", 1) for p in pairs.split("; ") if ": " in p)
+    return title, values
+
+
+def worked_draft(category_path: str, title: str, values: dict[str, str | None], *,
+                 evidence: Evidence | None = None) -> LearningDraft | None:
+    """A worked example from a settled product; only values that are spans of the title are shown."""
+    shown = {a: v for a, v in values.items() if a != "title" and v and v.lower() in title.lower()}
+    if not shown:
+        return None
+    return LearningDraft(category_path=category_path, attribute=None, text=worked_text(category_path),
+                         examples=[format_worked(title, shown)], evidence=[evidence] if evidence else [])

@@ -19,17 +19,20 @@ from sqlalchemy.orm import Session
 
 from ..errors import LLMError
 from ..store.catalog import AttributeSchema, Listing
-from ..store.events import Disagreement, EventLog, Extraction, SupervisorRuling
+from ..store.events import Disagreement, Event, EventLog, Extraction, SupervisorRuling
 from ..store.models import ExtractedValue
 from .agreement import AttributeDecision, vote
+from .bulk import append_events, store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
-from .drafts import value_drafts
+from .drafts import WORKED_PREFIX, value_drafts, worked_draft
+from .escalation import attribute_prior, uncertainty
 from .kb.types import Evidence, LearningDraft
 from .review import open_review
+from .supervisor import SUPERVISOR_PROMPT_VERSION
 from .tools import build_tools
-from .workers import WorkerOutput, format_learnings
+from .workers import WorkerOutput, format_learnings, format_worked_examples
 
-__all__ = ["KnowledgeCache", "Plan", "ProductResult", "plan_product", "store_value"]
+__all__ = ["KnowledgeCache", "Plan", "ProductResult", "apply_plans", "plan_product", "store_value"]
 
 log = logging.getLogger("shelfwise.enrich")
 
@@ -46,6 +49,8 @@ class ProductResult(BaseModel):
     seconds: float = 0.0
     learnings: list[list[Any]] = Field(default_factory=list)  # [learning_id, attribute, action]
     injected: list[int] = Field(default_factory=list)
+    uncertainty: float = 0.0  # see escalation.py
+    escalated: list[str] = Field(default_factory=list)  # attributes sent to the supervisor without a dispute
 
 
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
@@ -87,6 +92,10 @@ class KnowledgeCache:
                 if lv.attribute in patterns and (not lv.category_path or cat.startswith(lv.category_path.lower())):
                     patterns[lv.attribute] += [e[len(PATTERN_PREFIX):].strip() for e in lv.examples
                                                if e.startswith(PATTERN_PREFIX)]
+                if lv.attribute is None and lv.id not in {x.id for x in learnings} and \
+                        any(e.startswith(WORKED_PREFIX) for e in lv.examples) and \
+                        (not lv.category_path or cat.startswith(lv.category_path.lower())):
+                    learnings.append(lv)  # worked examples are picked per listing, outside the token budget
             self._data[category] = (learnings, synonyms, patterns)
         return self._data[category]
 
@@ -109,17 +118,65 @@ def _run_workers(loop: Any, listing: Listing, schema: AttributeSchema, learnings
 
 
 @dataclass
+class _Value:
+    """One value to store; its Extraction event is written with it (same position in the log)."""
+
+    attribute: str
+    value: str | None
+    status: str
+    model: str
+    prompt_version: str
+    learning_ids: list[int]
+    batch_id: str | None
+    confidence: float | None = None
+
+
+@dataclass
 class Plan:
-    """Everything one product will write, decided before the first write."""
+    """Everything one product will write, decided before the first write: values and events in log order,
+    review items, the learnings' counters, and the drafts the runner places first."""
 
     result: ProductResult
-    writes: list[Callable[[Session], None]] = field(default_factory=list)
+    log: list[_Value | Event] = field(default_factory=list)
+    reviews: list[Callable[[Session], Any]] = field(default_factory=list)
     drafts: list[tuple[str, LearningDraft]] = field(default_factory=list)  # (attribute, draft)
+    injected: list[int] = field(default_factory=list)
+    disagreed: bool = False
 
-    def apply(self, session: Session) -> ProductResult:
-        for write in self.writes:
-            write(session)
+    def apply(self, session: Session, kb: Any = None) -> ProductResult:
+        apply_plans(session, [self], kb)
         return self.result
+
+
+def apply_plans(session: Session, plans: list[Plan], kb: Any = None) -> None:
+    """Write a group of plans set-at-a-time (see ``bulk``): events in order, values, review items, counters."""
+    events: list[Event] = []
+    values: list[tuple[int, str, _Value]] = []  # (index of its event, product id, value)
+    for plan in plans:
+        pid = plan.result.product_id
+        for item in plan.log:
+            if isinstance(item, _Value):
+                values.append((len(events), pid, item))
+                events.append(Extraction(product_id=pid, attribute=item.attribute, value=item.value,
+                                         status=item.status, model=item.model, prompt_version=item.prompt_version,
+                                         learning_ids=item.learning_ids, batch_id=item.batch_id))
+            else:
+                events.append(item)
+    ids = append_events(session, events)
+    store_values(session, [{"product_id": pid, "attribute": v.attribute, "value": v.value, "status": v.status,
+                            "confidence": v.confidence, "model": v.model, "prompt_version": v.prompt_version,
+                            "learning_ids": v.learning_ids, "batch_id": v.batch_id, "event_id": ids[i]}
+                           for i, pid, v in values])
+    for plan in plans:
+        for write in plan.reviews:
+            write(session)
+    injected = [i for p in plans for i in p.injected]
+    if injected and kb is not None:  # one UPDATE per distinct increment, not per product
+        kb.record_injection(injected)
+        for disagreed in (True, False):
+            ids_ = [i for p in plans if p.disagreed == disagreed for i in p.injected]
+            if ids_:
+                kb.record_outcome(ids_, disagreed=disagreed)
 
 
 def plan_product(loop: Any, session: Session, listing: Listing, schema: AttributeSchema,
@@ -146,31 +203,61 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
             flags = dict.fromkeys(to_check, f"the evaluator gave no usable verdict ({type(exc).__name__})")
     disputes: list[AttributeDecision] = []
     pv = "+".join(sorted({o.prompt_version for o in outputs if o.prompt_version}))
+
+    def kept_model(a: str) -> str:
+        return "+".join(sorted({o.model for o in outputs if o.values.get(a) is not None} or {"rules"}))
+
     for a, d in decisions.items():
         if d.status == "conflict" or a in flags:
             disputes.append(d.model_copy(update={"reasons": [*d.reasons, *([flags[a]] if a in flags else [])]}))
-        elif d.value is not None:
-            model = "+".join(sorted({o.model for o in outputs if o.values.get(a) is not None} or {"rules"}))
-            _keep(plan, listing.id, a, d.value, "agreed", model, pv, injected, batch_id)
+    disputed = {d.attribute for d in disputes}
+    res.uncertainty = uncertainty(names, decisions, disputed)
+    escalate = loop.escalation.should_escalate(res.uncertainty, bool(disputes))
+    loop.escalation.observe(res.uncertainty, escalate)
+    extras = _extras(names, decisions, disputed, cfg.max_extra_attributes) if escalate else []
+    held = {d.attribute for d in extras}
+    for a, d in decisions.items():
+        if a in disputed or a in held:
+            continue
+        if d.value is not None:
+            _keep(plan, listing.id, a, d.value, "agreed", kept_model(a), pv, injected, batch_id)
         else:
             res.statuses[a] = "empty"
     _disagree(plan, listing.id, category, disputes, batch_id)
-    if disputes:
-        _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan)
+    if escalate:
+        res.escalated = [d.attribute for d in extras]
+        _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan,
+                   extras=extras, fallback=lambda a: (kept_model(a), pv, injected))
     if cfg.titles:
         _title(loop, session, kb, listing, schema, learnings, batch_id, plan)
-    disagreed = bool(disputes)
-    if injected:
-        plan.writes.append(lambda s: (loop.kb_factory(s).record_injection(injected),
-                                      loop.kb_factory(s).record_outcome(injected, disagreed=disagreed)))
+    if escalate and cfg.learn:
+        draft = worked_draft(category, listing.title, res.values,
+                             evidence=Evidence(kind="ruling", product_id=listing.id, note="worked example"))
+        if draft is not None:
+            plan.drafts.append(("*", draft))
+    plan.injected, plan.disagreed = injected, bool(disputes)
     return plan
+
+
+_MISSING = "no worker found a value: give it only if the listing states it, else null"
+
+
+def _extras(names: list[str], decisions: dict[str, AttributeDecision], disputed: set[str],
+            limit: int) -> list[AttributeDecision]:
+    """What an escalated product also asks the supervisor about: values only one worker found, then likely
+    attributes nobody found (most likely first)."""
+    unsure = [decisions[a].model_copy(update={"reasons": ["only one worker found this value"]})
+              for a in names if a not in disputed and decisions[a].status == "check" and decisions[a].value]
+    missing = [decisions[a].model_copy(update={"reasons": [_MISSING]})
+               for i, a in enumerate(names)
+               if a not in disputed and decisions[a].value is None and attribute_prior(i) >= 0.2]
+    return [*unsure, *missing][:limit]
 
 
 def _keep(plan: Plan, pid: str, attr: str, value: str, status: str, model: str, pv: str, ids: list[int],
           batch_id: str | None, confidence: float | None = None) -> None:
     plan.result.values[attr], plan.result.statuses[attr] = value, status
-    plan.writes.append(lambda s: store_value(s, pid, attr, value, status=status, model=model, prompt_version=pv,
-                                             learning_ids=ids, batch_id=batch_id, confidence=confidence))
+    plan.log.append(_Value(attr, value, status, model, pv, ids, batch_id, confidence))
 
 
 def _disagree(plan: Plan, pid: str, category: str, disputes: list[AttributeDecision], batch_id: str | None) -> None:
@@ -178,7 +265,7 @@ def _disagree(plan: Plan, pid: str, category: str, disputes: list[AttributeDecis
     events = [Disagreement(product_id=pid, attribute=d.attribute, category_path=category,
                            values=[c.value for c in d.candidates], reasons=d.reasons, batch_id=batch_id)
               for d in disputes]
-    plan.writes.append(lambda s: [EventLog(s).append(e) for e in events])
+    plan.log.extend(events)
 
 
 def _title(loop: Any, session: Session, kb: Any, listing: Listing, schema: AttributeSchema, learnings: list,
@@ -210,14 +297,21 @@ def _title(loop: Any, session: Session, kb: Any, listing: Listing, schema: Attri
 
 
 def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: AttributeSchema,
-               disputes: list[AttributeDecision], learnings: list, batch_id: str | None, plan: Plan) -> None:
+               disputes: list[AttributeDecision], learnings: list, batch_id: str | None, plan: Plan, *,
+               extras: list[AttributeDecision] | None = None,
+               fallback: Callable[[str], tuple[str, str, list[int]]] | None = None) -> None:
     cfg, res = loop.config, plan.result
+    extras = extras or []
     tools = build_tools(session, listing, schema, kb=kb, index=loop.neighbours,
                         intents=getattr(getattr(loop.sw, "providers", None), "intents", None))
     res.supervisor_calls = 1
     try:
-        out = loop.supervisor.resolve(listing, schema, disputes, tools=tools,
-                                      knowledge=format_learnings(learnings, [d.attribute for d in disputes]))
+        asked = [*disputes, *extras]
+        knowledge = "\n".join(x for x in (
+            format_learnings(learnings, [d.attribute for d in asked]),
+            format_worked_examples(learnings, listing.title, [a.name for a in schema.attributes],
+                                   k=cfg.supervisor_examples)) if x)
+        out = loop.supervisor.resolve(listing, schema, asked, tools=tools, knowledge=knowledge)
         rulings, model = out.rulings, out.model
         res.tokens, res.seconds = res.tokens + out.tokens, res.seconds + out.seconds
     except LLMError as exc:
@@ -234,15 +328,16 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         sent = r is None or conf < cfg.review_below
         why = r.why_disagreed if r else "the supervisor gave no ruling"
         if not sent and value is not None:
-            _keep(plan, listing.id, d.attribute, value, "supervised", model, "sup-v1", ids, batch_id, conf)
+            _keep(plan, listing.id, d.attribute, value, "supervised", model, SUPERVISOR_PROMPT_VERSION, ids, batch_id,
+                  conf)
         else:
             res.statuses[d.attribute] = "review" if sent else "empty"
         ruling = SupervisorRuling(product_id=listing.id, attribute=d.attribute, value=value, confidence=conf,
                                   why_disagreed=why, sent_to_review=sent)
-        plan.writes.append(lambda s, e=ruling: EventLog(s).append(e))
+        plan.log.append(ruling)
         if sent:
             res.reviews += 1
-            plan.writes.append(lambda s, d=d, v=value, c=conf, w=why: open_review(
+            plan.reviews.append(lambda s, d=d, v=value, c=conf, w=why: open_review(
                 s, listing, d, proposed=v, confidence=c, reason=w, batch_id=batch_id))
             continue
         if cfg.learn and value is not None and d.attribute != "title":
@@ -250,3 +345,22 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
             for draft in value_drafts(res.category_path, d.attribute, value, listing.title,
                                       text=r.learning if r else None, evidence=ev):
                 plan.drafts.append((d.attribute, draft))
+    for d in extras:  # not disagreements: a grounded, confident ruling improves the value, nothing goes to review
+        r = rulings.get(d.attribute)
+        value = r.value if r else None
+        if r is not None and value is not None and value.lower() in haystack and r.confidence >= cfg.review_below:
+            _keep(plan, listing.id, d.attribute, value, "supervised", model, SUPERVISOR_PROMPT_VERSION, ids, batch_id,
+                  r.confidence)
+            plan.log.append(SupervisorRuling(product_id=listing.id, attribute=d.attribute, value=value,
+                                             confidence=r.confidence, why_disagreed=r.why_disagreed or
+                                             "escalated: the workers were unsure", sent_to_review=False))
+            if cfg.learn:
+                ev = Evidence(kind="ruling", product_id=listing.id, note="escalated: workers unsure")
+                for draft in value_drafts(res.category_path, d.attribute, value, listing.title,
+                                          text=r.learning, evidence=ev):
+                    plan.drafts.append((d.attribute, draft))
+        elif d.value is not None and fallback is not None:  # the worker's value stands
+            kept_model, pv, used = fallback(d.attribute)
+            _keep(plan, listing.id, d.attribute, d.value, "agreed", kept_model, pv, used, batch_id)
+        else:
+            res.statuses[d.attribute] = "empty"

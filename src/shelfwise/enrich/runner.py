@@ -1,6 +1,7 @@
 """The enrichment loop: workers → per-attribute agreement → supervisor on disagreement → learnings → the
 next product reads them. ``EnrichmentLoop(sw).run_batch(product_ids)`` is resumable and idempotent: each
-product commits its values, events, learnings and its job mark in one transaction (``JobTracker``)."""
+product's values, events and learnings commit in the transaction that marks it done (``JobTracker``); fast
+products share one transaction (``LoopConfig.commit_every`` / ``commit_after_s``)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from sqlalchemy.orm import Session
 from ..errors import InputError, LLMError, ShelfwiseError
 from ..store.catalog import Catalog, Listing
 from ..store.jobs import JobTracker
-from ..store.models import CategorySchema, Product, utcnow
+from ..store.models import CategorySchema, JobItem, Product, utcnow
+from .bulk import mark_done
+from .escalation import EscalationPolicy
 from .models import EnrichBatch
-from .product import KnowledgeCache, Plan, ProductResult, plan_product
+from .product import KnowledgeCache, Plan, ProductResult, apply_plans, plan_product
 from .stats import BatchReport, aggregate, write_stats
 
 __all__ = ["BatchReport", "EnrichmentLoop", "LoopConfig", "ProductResult", "listing_of"]
@@ -43,6 +46,21 @@ class LoopConfig(BaseModel):
     max_learning_tokens: int = Field(400, ge=0)
     max_listing_tokens: int = Field(600, ge=64)
     space: str = "production"
+    # Group commit: products are written together until this many are pending or their model time reaches
+    # ``commit_after_s``. With real models (seconds per product) every product commits alone; with fast or
+    # cached models the per-transaction cost is shared. An exception commits the finished ones first.
+    commit_every: int = Field(64, ge=1)
+    # Escalation (escalation.py): disagreements always reach the supervisor; beyond them, up to this share of
+    # products goes to it where the workers are least sure. 0 = disagreements only.
+    supervisor_budget: float = Field(0.35, ge=0.0, le=1.0)
+    max_extra_attributes: int = Field(6, ge=0, le=11)
+    # Worked examples (whole settled listings) shown to the generator and to the supervisor; 0 = none. The
+    # supervisor gets none by default: in the OA-Mine train rounds the 1.5B model copied the examples' values
+    # (Brand "Folgers" for a Victor Allen listing): rounds 1-4 15/15 rulings grounded in the listing, rounds
+    # 5-6 3 of 26 non-null ones (docs/benchmarks.md).
+    generator_examples: int = Field(3, ge=0, le=8)
+    supervisor_examples: int = Field(0, ge=0, le=8)
+    commit_after_s: float = Field(1.0, ge=0.0)
 
 
 def listing_of(product: Product) -> Listing:
@@ -63,13 +81,17 @@ class EnrichmentLoop:
         self.sw = sw
         self.config = config = config or LoopConfig()
         self.kb_factory = kb_factory or self._real_kb
-        self.generator = LLMGenerator(sw.llm("worker.generator"), max_listing_tokens=config.max_listing_tokens) \
-            if config.llm_worker else None
+        self.generator = LLMGenerator(sw.llm("worker.generator"), max_listing_tokens=config.max_listing_tokens,
+                                      worked_examples=config.generator_examples) if config.llm_worker else None
         self.evaluator = LLMEvaluator(sw.llm("worker.evaluator") if config.evaluator else None,
                                       max_listing_tokens=config.max_listing_tokens)
         self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps)
         self.neighbours = NeighbourIndex(self._embedder())
         self.knowledge = KnowledgeCache()
+        self.escalation = EscalationPolicy(config.supervisor_budget)
+        self._schemas: dict[str, Any] = {}
+        self._listings: dict[str, Listing] = {}
+        self._finished: dict[str, ProductResult] = {}
         self._ensure_schemas()
 
     def _embedder(self) -> Any:
@@ -116,17 +138,33 @@ class EnrichmentLoop:
             raise InputError("empty batch", fix="pass at least one product id (ingest listings first)")
         batch = self.open_batch(product_ids, batch_id)
         self.knowledge.clear()  # experts may have edited the knowledge base between batches
+        self._schemas.clear()
         tracker = JobTracker(self.sw.db, f"enrich:{batch.id}")
-        for pid in tracker.pending(batch.product_ids):
-            with self.sw.db.session() as s:  # phase 1: reads and model calls, no writes
-                plan = self.plan(s, pid, batch.id)
-            self.learn(plan)
-            with self.sw.db.session() as s:  # phase 2: every write of this product, with its job mark
-                result = plan.apply(s)
-                tracker.mark(s, pid, "done", result=result.model_dump(mode="json"))
-            if on_product:
-                on_product(result)
-        results = [ProductResult.model_validate(r) for r in tracker.results().values() if r]
+        pending = tracker.pending(batch.product_ids)
+        self._finished = {}
+        self.escalation = self._policy(tracker, len(pending) < len(batch.product_ids))
+        self._listings = self._prefetch(pending)
+        group: list[Plan] = []
+        group_seconds = 0.0
+        try:
+            for pid in pending:
+                with self.sw.db.session() as s:  # phase 1: reads and model calls, no writes
+                    plan = self.plan(s, pid, batch.id)
+                self.learn(plan)
+                group.append(plan)
+                group_seconds += plan.result.seconds
+                if len(group) >= self.config.commit_every or group_seconds >= self.config.commit_after_s:
+                    self._commit(tracker, group, on_product)
+                    group, group_seconds = [], 0.0
+        finally:  # a crash (exception) keeps every product finished before it; only the one in flight is lost
+            self._listings = {}
+            if group:
+                self._commit(tracker, group, on_product)
+        # Products finished by an earlier (crashed) run are read back; this run's are in memory already.
+        earlier = [r for pid, r in tracker.results().items() if pid not in self._finished and r] \
+            if len(pending) < len(batch.product_ids) else []
+        results = [*self._finished.values(), *(ProductResult.model_validate(r) for r in earlier)]
+        self._finished = {}
         report = aggregate(batch.id, batch.seq, results)
         with self.sw.db.session() as s:
             row = s.get(EnrichBatch, batch.id)
@@ -135,6 +173,41 @@ class EnrichmentLoop:
                 row.status, row.summary, row.finished_at = "done", report.model_dump(mode="json",
                                                                                    exclude={"per_attribute"}), utcnow()
         return report
+
+    def _commit(self, tracker: JobTracker, group: list[Plan],
+                on_product: Callable[[ProductResult], None] | None) -> None:
+        """Phase 2: every write of these products, with their job marks, in one transaction."""
+        with self.sw.db.session() as s:
+            apply_plans(s, group, self.kb_factory(s))
+            mark_done(s, tracker.job, {p.result.product_id: p.result.model_dump(mode="json") for p in group})
+        for p in group:
+            self._finished[p.result.product_id] = p.result
+            if on_product:
+                on_product(p.result)
+
+    def _policy(self, tracker: JobTracker, resumed: bool) -> EscalationPolicy:
+        """The escalation policy for a batch: uncertainty scores of the last products of other enrich jobs as
+        history, then this batch's finished products (a resumed run) replayed in order."""
+        with self.sw.db.session() as s:
+            rows = s.scalars(select(JobItem.result).where(JobItem.job.like("enrich:%"), JobItem.job != tracker.job,
+                                                          JobItem.status == "done")
+                             .order_by(JobItem.id.desc()).limit(200)).all()
+            mine = s.scalars(select(JobItem.result).where(JobItem.job == tracker.job, JobItem.status == "done")
+                             .order_by(JobItem.id)).all() if resumed else []
+        policy = EscalationPolicy(self.config.supervisor_budget,
+                                  [float((r or {}).get("uncertainty", 0.0)) for r in reversed(rows)])
+        for r in mine:
+            policy.observe(float((r or {}).get("uncertainty", 0.0)), bool((r or {}).get("supervisor_calls")))
+        return policy
+
+    def _prefetch(self, product_ids: Sequence[str]) -> dict[str, Listing]:
+        """The batch's listings in a few queries instead of one per product."""
+        out: dict[str, Listing] = {}
+        with self.sw.db.session() as s:
+            for i in range(0, len(product_ids), 500):
+                for p in s.scalars(select(Product).where(Product.id.in_(list(product_ids[i: i + 500])))):
+                    out[p.id] = listing_of(p)
+        return out
 
     def learn(self, plan: Plan) -> None:
         """Place the plan's learnings, each in its own short transaction (the memory manager may call its model,
@@ -155,9 +228,10 @@ class EnrichmentLoop:
 
     def plan(self, session: Session, product_id: str, batch_id: str | None = None) -> Plan:
         catalog = Catalog(session)
-        product = catalog.get(product_id)
-        listing = listing_of(product)
-        schema = catalog.schema_for(listing.category_path)
+        listing = self._listings.get(product_id) or listing_of(catalog.get(product_id))
+        if listing.category_path not in self._schemas:  # one look-up per category and batch
+            self._schemas[listing.category_path] = catalog.schema_for(listing.category_path)
+        schema = self._schemas[listing.category_path]
         if schema is None:
             raise InputError(f"no attribute schema for category {listing.category_path!r}",
                              fix="load one with `shelfwise enrich --schemas FILE` or install the built-in ones")

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 MAX_VALUE_CHARS = 80
-MAX_REASON_CHARS = 160
+MAX_REASON_CHARS = 80  # short: every character is decoded by a small model on one thread
 # Demo-catalog paths that reuse an OA-Mine schema (same attributes, different place in the tree).
 ALIASES = {"Grocery > Coffee": "Coffee", "Grocery > Tea": "Tea", "Grocery > Breakfast Cereal": "Breakfast Cereal"}
 

@@ -6,6 +6,8 @@ budget with ``fit_to_budget``; the system prompt says the block is data and neve
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
@@ -28,10 +30,11 @@ __all__ = [
     "Worker",
     "WorkerOutput",
     "format_learnings",
+    "format_worked_examples",
     "listing_text",
 ]
 
-GENERATOR_PROMPT_VERSION = "gen-v1"
+GENERATOR_PROMPT_VERSION = "gen-v2"  # v2: worked examples (few-shot) from the knowledge base
 EVALUATOR_PROMPT_VERSION = "eval-v1"
 
 
@@ -82,15 +85,45 @@ def listing_text(listing: Listing, max_tokens: int = 600) -> str:
 
 def format_learnings(learnings: Sequence[LearningView], attributes: Sequence[str] | None = None,
                      max_examples: int = 2) -> str:
-    """Learnings as prompt lines, in the given (most specific first) order."""
+    """Learnings as prompt lines, in the given (most specific first) order. Worked examples (whole listings)
+    are rendered by ``format_worked_examples`` instead."""
+    from .drafts import WORKED_PREFIX
+
     lines = []
     for lv in learnings:
         if attributes is not None and lv.attribute is not None and lv.attribute not in attributes:
+            continue
+        if any(e.startswith(WORKED_PREFIX) for e in lv.examples):
             continue
         scope = f"{lv.category_path or 'all'}/{lv.attribute or '*'}"
         ex = [e for e in lv.examples if not e.startswith("pattern:")][:max_examples]
         lines.append(f"- [{scope}] {lv.text}" + (f" (e.g. {'; '.join(ex)})" if ex else ""))
     return "\n".join(lines)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}
+
+
+def format_worked_examples(learnings: Sequence[LearningView], title: str, attributes: Sequence[str],
+                           k: int = 3) -> str:
+    """The ``k`` worked examples most like this listing (word overlap), as listing -> JSON answer pairs: the
+    few-shot form a small model follows best. Only the schema's attributes are shown."""
+    from .drafts import parse_worked
+
+    seen, cands = set(), []
+    words = _words(title)
+    for lv in learnings:
+        for e in lv.examples:
+            parsed = parse_worked(e)
+            if parsed is None or parsed[0] in seen or parsed[0] == title[:120]:
+                continue
+            seen.add(parsed[0])
+            values = {a: v for a, v in parsed[1].items() if a in attributes}
+            overlap = len(words & _words(parsed[0])) / (len(words | _words(parsed[0])) or 1)
+            cands.append((-overlap, len(cands), parsed[0], values))
+    return "\n".join(f"Listing: {t}\nAnswer: {json.dumps(v, ensure_ascii=False)}"
+                     for _o, _i, t, v in sorted(cands)[:k] if v)
 
 
 def _attribute_lines(schema: AttributeSchema) -> str:
@@ -114,16 +147,22 @@ _SYSTEM_DATA_RULE = (
 class LLMGenerator:
     """An LLM extracts every schema attribute at once as bounded JSON (role ``worker.generator``)."""
 
-    def __init__(self, llm: LLM, *, name: str = "llm", max_listing_tokens: int = 600, grounded: bool = True) -> None:
+    def __init__(self, llm: LLM, *, name: str = "llm", max_listing_tokens: int = 600, grounded: bool = True,
+                 worked_examples: int = 3) -> None:
         self.llm, self.name, self.max_listing_tokens, self.grounded = llm, name, max_listing_tokens, grounded
+        self.worked_examples = worked_examples
 
     def messages(self, listing: Listing, schema: AttributeSchema, learnings: Sequence[LearningView]) -> list[Message]:
         system = ("You extract product attributes from a product listing. Copy each value exactly as it is "
                   "written in the listing; use null when the listing does not state it. " + _SYSTEM_DATA_RULE)
-        known = format_learnings(learnings, [a.name for a in schema.attributes])
+        names = [a.name for a in schema.attributes]
+        known = format_learnings(learnings, names)
+        solved = format_worked_examples(learnings, listing.title, names, k=self.worked_examples)
         user = (f"Category: {listing.category_path or schema.category_path or 'unknown'}\n"
                 f"Attributes:\n{_attribute_lines(schema)}\n"
                 + (f"Rules learned from earlier cases (follow them):\n{known}\n" if known else "")
+                + (f"Solved examples from this category (attributes not shown were not stated):\n{solved}\n"
+                   if solved else "")
                 + f"Listing:\n{listing_text(listing, self.max_listing_tokens)}\n"
                 "Reply with one JSON object, one key per attribute.")
         return [Message(role="system", content=system), Message(role="user", content=user)]

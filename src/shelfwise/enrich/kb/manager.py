@@ -199,7 +199,8 @@ def _merge(kb, row, draft, actor, reason, decided_by, promoted_from):  # type: i
     examples += [e for e in draft.examples if e not in examples]
     normalize = dict(draft.normalize)
     normalize.update(row.normalize or {})  # the stored learning wins ties (conflicts were checked before)
-    row.examples, row.normalize = examples[:8], normalize
+    # The newest 8 examples stay: worked examples should show the cases the loop settled most recently.
+    row.examples, row.normalize = examples[-8:], normalize
     row.evidence = (list(row.evidence or []) + [e.model_dump(mode="json") for e in draft.evidence])[
         -kb.config.max_evidence:]
     row.support = (row.support or 1) + 1
