@@ -59,3 +59,17 @@ def test_schema_matches_models(any_db):
         diff = compare_metadata(MigrationContext.configure(conn), target_metadata())
     assert diff == []
     assert any_db.pending_revisions() == set() and any_db.head_revisions() <= any_db.applied_revisions()
+
+
+def test_append_many_keeps_order_ids_and_types(any_db):
+    with any_db.session() as s:
+        log = EventLog(s)
+        first = log.append(Click(product_id="p0", query="q", decision_id="d0", position=0))
+        ids = log.append_many([Click(product_id=f"p{i}", query="q", decision_id="d0", position=i)
+                               for i in range(1, 451)])       # more than one 400-row statement
+    assert len(ids) == 450 and ids == sorted(ids) and ids[0] > first
+    with any_db.session() as s:
+        read = list(EventLog(s).read(since_id=first))
+    assert [e.id for e in read] == ids and [e.event.product_id for e in read][:3] == ["p1", "p2", "p3"]
+    with any_db.session() as s, pytest.raises(InputError):
+        EventLog(s).append_many([Purchase.model_construct(type="teleport", product_id="x")])

@@ -2,9 +2,8 @@
 value. This is what keeps the loop's own overhead (model time excluded) far below the model's: a product
 costs a handful of rows, and per-row ORM round trips cost more than the rest of the loop together.
 
-``append_events`` mirrors ``EventLog.append`` without idempotency keys (the loop's events need none: a
-product is written once, in the transaction that marks it done). If the store grows an
-``EventLog.append_many``, this should call it instead."""
+``append_events`` is ``EventLog.append_many`` (no idempotency keys: the loop's events need none, a product
+is written once, in the transaction that marks it done)."""
 
 from __future__ import annotations
 
@@ -14,15 +13,13 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from ..errors import InputError
-from ..observability import EVENTS_APPENDED, current_trace_id
-from ..store.events import EVENT_TYPES, Event
-from ..store.models import EventRow, ExtractedValue, JobItem, utcnow
+from ..store.events import Event, EventLog
+from ..store.models import ExtractedValue, JobItem, utcnow
 
 __all__ = ["append_events", "mark_done", "store_values"]
 
 # Core tables, not ORM classes: ORM bulk inserts spend more per row than the database does.
-_EVENTS, _VALUES, _JOBS = EventRow.__table__, ExtractedValue.__table__, JobItem.__table__
+_VALUES, _JOBS = ExtractedValue.__table__, JobItem.__table__
 _CHUNK = 400  # rows per statement: well inside SQLite's bound-parameter limit
 
 
@@ -33,18 +30,7 @@ def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
 
 def append_events(session: Session, events: Sequence[Event]) -> list[int]:
     """Append events in order and return their ids (same order)."""
-    trace, now, ids = current_trace_id(), utcnow(), []
-    for ev in events:
-        if ev.type not in EVENT_TYPES:
-            raise InputError(f"unknown event type {ev.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
-    for part in _chunks(list(events)):
-        rows = [{"type": e.type, "product_id": e.product_id, "trace_id": trace, "ts": now,
-                 "payload": e.model_dump(mode="json", exclude={"type", "product_id"})} for e in part]
-        result = session.execute(insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows)
-        ids += [r[0] for r in result]
-        for e in part:
-            EVENTS_APPENDED.labels(e.type).inc()
-    return ids
+    return EventLog(session).append_many(events)
 
 
 def store_values(session: Session, values: Sequence[Mapping[str, Any]]) -> None:
