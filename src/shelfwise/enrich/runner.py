@@ -53,6 +53,10 @@ class LoopConfig(BaseModel):
     # Escalation (escalation.py): disagreements always reach the supervisor; beyond them, up to this share of
     # products goes to it where the workers are least sure. 0 = disagreements only.
     supervisor_budget: float = Field(0.35, ge=0.0, le=1.0)
+    # Until this many products have been scored there is nothing to rank against, and a product goes to the
+    # supervisor only if its uncertainty reaches the absolute bar below (see escalation.py).
+    escalation_warmup: int = Field(4, ge=0)
+    escalation_cold_threshold: float = Field(3.0, ge=0.0)
     max_extra_attributes: int = Field(6, ge=0, le=11)
     # Worked examples (whole settled listings) shown to the generator and to the supervisor; 0 = none. The
     # supervisor gets none by default: in the OA-Mine train rounds the 1.5B model copied the examples' values
@@ -88,7 +92,7 @@ class EnrichmentLoop:
         self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps)
         self.neighbours = NeighbourIndex(self._embedder())
         self.knowledge = KnowledgeCache()
-        self.escalation = EscalationPolicy(config.supervisor_budget)
+        self.escalation = self._new_policy()
         self._schemas: dict[str, Any] = {}
         self._listings: dict[str, Listing] = {}
         self._finished: dict[str, ProductResult] = {}
@@ -185,6 +189,10 @@ class EnrichmentLoop:
             if on_product:
                 on_product(p.result)
 
+    def _new_policy(self, history: list[float] | None = None) -> EscalationPolicy:
+        return EscalationPolicy(self.config.supervisor_budget, history or (), warmup=self.config.escalation_warmup,
+                                cold_threshold=self.config.escalation_cold_threshold)
+
     def _policy(self, tracker: JobTracker, resumed: bool) -> EscalationPolicy:
         """The escalation policy for a batch: uncertainty scores of the last products of other enrich jobs as
         history, then this batch's finished products (a resumed run) replayed in order."""
@@ -194,8 +202,7 @@ class EnrichmentLoop:
                              .order_by(JobItem.id.desc()).limit(200)).all()
             mine = s.scalars(select(JobItem.result).where(JobItem.job == tracker.job, JobItem.status == "done")
                              .order_by(JobItem.id)).all() if resumed else []
-        policy = EscalationPolicy(self.config.supervisor_budget,
-                                  [float((r or {}).get("uncertainty", 0.0)) for r in reversed(rows)])
+        policy = self._new_policy([float((r or {}).get("uncertainty", 0.0)) for r in reversed(rows)])
         for r in mine:
             policy.observe(float((r or {}).get("uncertainty", 0.0)), bool((r or {}).get("supervisor_calls")))
         return policy
