@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 from rich.tree import Tree
-from sqlalchemy import select
 
 from ..errors import InputError, NotFoundError, ShelfwiseError
 from ._common import console, err_console, feedback_app, handle_errors, open_app
@@ -206,15 +205,8 @@ def kb_synthesize(category: Annotated[str | None, typer.Option()] = None, space:
 @kb_app.command("why")
 def kb_why(product: str, attribute: str, space: Space = "production") -> None:
     """Why does PRODUCT have this ATTRIBUTE value? Shows the model, prompt version and the learnings used."""
-    from ..store.models import ExtractedValue
-
     with _kb(space) as kb:
-        row = kb.session.scalar(select(ExtractedValue).where(
-            ExtractedValue.product_id == product, ExtractedValue.attribute == attribute,
-            ExtractedValue.is_current.is_(True)).order_by(ExtractedValue.id.desc()))
-        if row is None:
-            raise NotFoundError("extracted value", f"{product}/{attribute}",
-                                fix="check the product id and attribute, or run `shelfwise enrich` first")
+        row = kb.current_value(product, attribute)
         console.print(f"[bold]{product}[/] {attribute} = [bold]{row.value!r}[/] ({row.status}, confidence "
                       f"{row.confidence if row.confidence is not None else '-'}) by model [bold]{row.model}[/], "
                       f"prompt {row.prompt_version or '-'}, batch {row.batch_id or '-'}, stored {row.created_at:%Y-%m-%d %H:%M}")

@@ -8,10 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from ...errors import NotFoundError, ShelfwiseError
-from ...store.models import ExtractedValue
 from ..deps import AppDep, Expert, Reader
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"])
@@ -98,12 +96,7 @@ def rollback(learning_id: int, version: int, sw: AppDep, role: Expert,
 def why(product_id: str, attribute: str, sw: AppDep, _: Reader, space: Space = "production") -> dict[str, Any]:
     """Why a product has this value: the model, the prompt version and the learnings that were in the prompt."""
     with _kb(sw, space) as kb:
-        row = kb.session.scalar(select(ExtractedValue).where(
-            ExtractedValue.product_id == product_id, ExtractedValue.attribute == attribute,
-            ExtractedValue.is_current.is_(True)).order_by(ExtractedValue.id.desc()))
-        if row is None:
-            raise NotFoundError("extracted value", f"{product_id}/{attribute}",
-                                fix="check the product id and attribute, or enrich the product first")
+        row = kb.current_value(product_id, attribute)
         learnings = []
         for lid in row.learning_ids or []:
             try:

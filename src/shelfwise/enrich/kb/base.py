@@ -146,6 +146,19 @@ class KnowledgeBase(LifecycleMixin):
                                 status=r.status, critical=r.critical, evidence=_evidence(r.evidence),
                                 created_at=r.created_at) for r in rows]
 
+    def current_value(self, product_id: str, attribute: str) -> Any:
+        """The stored value a "why" question is about (an ``ExtractedValue`` row: model, prompt version and
+        the ``learning_ids`` that were in its prompt)."""
+        from ...store.models import ExtractedValue
+
+        row = self.session.scalar(select(ExtractedValue).where(
+            ExtractedValue.product_id == product_id, ExtractedValue.attribute == attribute,
+            ExtractedValue.is_current.is_(True)).order_by(ExtractedValue.id.desc()))
+        if row is None:
+            raise NotFoundError("extracted value", f"{product_id}/{attribute}",
+                                fix="check the product id and attribute, or run `shelfwise enrich` first")
+        return row
+
     def tree(self, *, include_retired: bool = False) -> TreeNode:
         """The category tree with the learnings at each node (attribute-specific ones grouped by name)."""
         root = TreeNode(name="(all)", path="")
