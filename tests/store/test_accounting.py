@@ -44,3 +44,4 @@ def test_a_prompt_cached_elsewhere_keeps_its_first_answer(any_db):
     late.put("h", "m", _response("second"))
     late.flush()                                     # no duplicate-key error
     assert DbCache(any_db).get("h").text == "first"
+

@@ -1,36 +1,29 @@
 """Set-at-a-time writes for a group of enriched products: one statement per kind of row instead of one per
 value. This is what keeps the loop's own overhead (model time excluded) far below the model's: a product
-costs a handful of rows, and per-row ORM round trips cost more than the rest of the loop together.
-
-``append_events`` is ``EventLog.append_many`` (no idempotency keys: the loop's events need none, a product
-is written once, in the transaction that marks it done)."""
+costs a handful of rows, and per-row ORM round trips cost more than the rest of the loop together. Events go
+through ``EventLog.append_many`` and job marks through ``JobTracker.mark_many_done`` (the store's own batch
+writers); the values, which only the loop writes, are here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, tuple_, update
 from sqlalchemy.orm import Session
 
-from ..store.events import Event, EventLog
-from ..store.models import ExtractedValue, JobItem, utcnow
+from ..store.models import ExtractedValue, utcnow
 
-__all__ = ["append_events", "mark_done", "store_values"]
+__all__ = ["store_values"]
 
 # Core tables, not ORM classes: ORM bulk inserts spend more per row than the database does.
-_VALUES, _JOBS = ExtractedValue.__table__, JobItem.__table__
+_VALUES = ExtractedValue.__table__
 _CHUNK = 400  # rows per statement: well inside SQLite's bound-parameter limit
 
 
 def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i: i + n]
-
-
-def append_events(session: Session, events: Sequence[Event]) -> list[int]:
-    """Append events in order and return their ids (same order)."""
-    return EventLog(session).append_many(events)
 
 
 def store_values(session: Session, values: Sequence[Mapping[str, Any]]) -> None:
@@ -50,23 +43,3 @@ def store_values(session: Session, values: Sequence[Mapping[str, Any]]) -> None:
             for i, v in enumerate(values)]
     for part in _chunks(rows):
         session.execute(insert(_VALUES), list(part))
-
-
-def mark_done(session: Session, job: str, results: Mapping[str, dict[str, Any]]) -> None:
-    """``JobTracker.mark(..., "done")`` for many items in the caller's transaction: one read of the existing
-    rows, one update per existing row (rare: re-runs), one multi-row insert for the rest."""
-    if not results:
-        return
-    existing = {row.item: row for row in session.scalars(
-        select(JobItem).where(JobItem.job == job, JobItem.item.in_(list(results))))}
-    fresh = []
-    for item, result in results.items():
-        row = existing.get(item)
-        if row is None:
-            fresh.append({"job": job, "item": item, "status": "done", "result": result, "attempts": 1,
-                          "updated_at": utcnow()})
-        else:
-            row.status, row.result, row.error = "done", result, None
-            row.attempts = (row.attempts or 0) + 1
-    for part in _chunks(fresh):
-        session.execute(insert(_JOBS), list(part))

@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..errors import LLMError
 from ..store.catalog import AttributeSchema, Listing
 from ..store.events import Disagreement, Event, EventLog, Extraction, SupervisorRuling
-from ..store.models import ExtractedValue
 from .agreement import AttributeDecision, vote
-from .bulk import append_events, store_values
+from .bulk import store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
 from .drafts import WORKED_PREFIX, value_drafts, worked_draft
 from .escalation import attribute_prior, uncertainty
@@ -56,16 +54,14 @@ class ProductResult(BaseModel):
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
                 prompt_version: str, learning_ids: list[int], batch_id: str | None,
                 confidence: float | None = None) -> None:
-    """Supersede the current value and append the new one with its trace (model, prompt, learnings)."""
-    session.execute(update(ExtractedValue).where(ExtractedValue.product_id == product_id,
-                                                 ExtractedValue.attribute == attribute,
-                                                 ExtractedValue.is_current.is_(True)).values(is_current=False))
+    """Supersede the current value and append the new one with its trace (model, prompt, learnings): the
+    one-value case of ``apply_plans``'s set-at-a-time write."""
     event_id = EventLog(session).append(Extraction(
         product_id=product_id, attribute=attribute, value=value, status=status, model=model,
         prompt_version=prompt_version, learning_ids=learning_ids, batch_id=batch_id))
-    session.add(ExtractedValue(product_id=product_id, attribute=attribute, value=value, status=status,
-                               confidence=confidence, model=model, prompt_version=prompt_version,
-                               learning_ids=learning_ids, batch_id=batch_id, event_id=event_id, is_current=True))
+    store_values(session, [{"product_id": product_id, "attribute": attribute, "value": value, "status": status,
+                            "confidence": confidence, "model": model, "prompt_version": prompt_version,
+                            "learning_ids": learning_ids, "batch_id": batch_id, "event_id": event_id}])
 
 
 class KnowledgeCache:
@@ -162,7 +158,7 @@ def apply_plans(session: Session, plans: list[Plan], kb: Any = None) -> None:
                                          learning_ids=item.learning_ids, batch_id=item.batch_id))
             else:
                 events.append(item)
-    ids = append_events(session, events)
+    ids = EventLog(session).append_many(events)
     store_values(session, [{"product_id": pid, "attribute": v.attribute, "value": v.value, "status": v.status,
                             "confidence": v.confidence, "model": v.model, "prompt_version": v.prompt_version,
                             "learning_ids": v.learning_ids, "batch_id": v.batch_id, "event_id": ids[i]}

@@ -18,7 +18,6 @@ from ..errors import InputError, LLMError, ShelfwiseError
 from ..store.catalog import Catalog, Listing
 from ..store.jobs import JobTracker
 from ..store.models import CategorySchema, JobItem, Product, utcnow
-from .bulk import mark_done
 from .escalation import EscalationPolicy
 from .models import EnrichBatch
 from .product import KnowledgeCache, Plan, ProductResult, apply_plans, plan_product
@@ -183,7 +182,7 @@ class EnrichmentLoop:
         """Phase 2: every write of these products, with their job marks, in one transaction."""
         with self.sw.db.session() as s:
             apply_plans(s, group, self.kb_factory(s))
-            mark_done(s, tracker.job, {p.result.product_id: p.result.model_dump(mode="json") for p in group})
+            tracker.mark_many_done(s, {p.result.product_id: p.result.model_dump(mode="json") for p in group})
         for p in group:
             self._finished[p.result.product_id] = p.result
             if on_product:
