@@ -83,15 +83,17 @@ class KnowledgeCache:
             learnings = kb.relevant(category, names, max_items=cfg.max_learnings, max_tokens=cfg.max_learning_tokens)
             synonyms = {a: kb.normalizers(category, a) for a in names}
             patterns: dict[str, list[str]] = {a: [] for a in names}
-            cat = category.lower()
+            cat, known = category.lower(), {x.id for x in learnings}
             for lv in kb.list(status="active"):
-                if lv.attribute in patterns and (not lv.category_path or cat.startswith(lv.category_path.lower())):
+                if lv.category_path and not cat.startswith(lv.category_path.lower()):
+                    continue  # another branch of the category tree
+                if lv.attribute in patterns:
                     patterns[lv.attribute] += [e[len(PATTERN_PREFIX):].strip() for e in lv.examples
                                                if e.startswith(PATTERN_PREFIX)]
-                if lv.attribute is None and lv.id not in {x.id for x in learnings} and \
-                        any(e.startswith(WORKED_PREFIX) for e in lv.examples) and \
-                        (not lv.category_path or cat.startswith(lv.category_path.lower())):
+                if lv.attribute is None and lv.id not in known and any(e.startswith(WORKED_PREFIX)
+                                                                       for e in lv.examples):
                     learnings.append(lv)  # worked examples are picked per listing, outside the token budget
+                    known.add(lv.id)
             self._data[category] = (learnings, synonyms, patterns)
         return self._data[category]
 
@@ -138,10 +140,6 @@ class Plan:
     drafts: list[tuple[str, LearningDraft]] = field(default_factory=list)  # (attribute, draft)
     injected: list[int] = field(default_factory=list)
     disagreed: bool = False
-
-    def apply(self, session: Session, kb: Any = None) -> ProductResult:
-        apply_plans(session, [self], kb)
-        return self.result
 
 
 def apply_plans(session: Session, plans: list[Plan], kb: Any = None) -> None:
