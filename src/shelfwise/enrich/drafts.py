@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 from .compiled import PATTERN_PREFIX, value_pattern
-from .kb.types import Evidence, LearningDraft
+from .kb.types import Evidence, LearningDraft, LearningView
 
-__all__ = ["WORKED_PREFIX", "format_worked", "gazetteer_text", "parse_worked", "pattern_text", "value_drafts",
-           "worked_draft", "worked_text"]
+__all__ = ["WORKED_PREFIX", "format_worked", "gazetteer_text", "is_worked", "parse_worked", "pattern_text",
+           "value_drafts", "worked_draft", "worked_text"]
 
 WORKED_PREFIX = "worked:"
 
@@ -63,6 +63,11 @@ def worked_text(category_path: str) -> str:
 def format_worked(title: str, values: dict[str, str]) -> str:
     pairs = "; ".join(f"{a}: {v}" for a, v in values.items())
     return f"{WORKED_PREFIX} {title[:120]} => {pairs}"
+
+
+def is_worked(learning: LearningView) -> bool:
+    """Whether a learning holds worked examples (rendered as few-shot pairs, not as a prose line)."""
+    return any(e.startswith(WORKED_PREFIX) for e in learning.examples)
 
 
 def parse_worked(example: str) -> tuple[str, dict[str, str]] | None:

@@ -22,7 +22,7 @@ from ..store.events import Disagreement, Event, EventLog, Extraction, Supervisor
 from .agreement import AttributeDecision, vote
 from .bulk import store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
-from .drafts import WORKED_PREFIX, value_drafts, worked_draft
+from .drafts import is_worked, value_drafts, worked_draft
 from .escalation import attribute_prior, uncertainty
 from .kb.types import Evidence, LearningDraft
 from .review import open_review
@@ -90,8 +90,7 @@ class KnowledgeCache:
                 if lv.attribute in patterns:
                     patterns[lv.attribute] += [e[len(PATTERN_PREFIX):].strip() for e in lv.examples
                                                if e.startswith(PATTERN_PREFIX)]
-                if lv.attribute is None and lv.id not in known and any(e.startswith(WORKED_PREFIX)
-                                                                       for e in lv.examples):
+                if lv.attribute is None and lv.id not in known and is_worked(lv):
                     learnings.append(lv)  # worked examples are picked per listing, outside the token budget
                     known.add(lv.id)
             self._data[category] = (learnings, synonyms, patterns)

@@ -87,13 +87,13 @@ def format_learnings(learnings: Sequence[LearningView], attributes: Sequence[str
                      max_examples: int = 2) -> str:
     """Learnings as prompt lines, in the given (most specific first) order. Worked examples (whole listings)
     are rendered by ``format_worked_examples`` instead."""
-    from .drafts import WORKED_PREFIX
+    from .drafts import is_worked  # drafts -> compiled -> workers: imported late
 
     lines = []
     for lv in learnings:
         if attributes is not None and lv.attribute is not None and lv.attribute not in attributes:
             continue
-        if any(e.startswith(WORKED_PREFIX) for e in lv.examples):
+        if is_worked(lv):
             continue
         scope = f"{lv.category_path or 'all'}/{lv.attribute or '*'}"
         ex = [e for e in lv.examples if not e.startswith("pattern:")][:max_examples]
