@@ -154,13 +154,16 @@ QUERY_ENCODERS: dict[str, tuple[str, str]] = {
 }
 
 
-def _package_dir(module_name: str, extra: str = "local") -> Path:
+def _import_package(module_name: str, extra: str = "local"):  # type: ignore[no-untyped-def]
     try:
-        module = __import__(module_name)
+        return __import__(module_name)
     except ImportError as exc:
         raise ConfigError(f"the local embedder needs the package {module_name!r}",
                           fix=f"pip install 'shelfwise[{extra}]'") from exc
-    return Path(module.__file__).parent
+
+
+def _package_dir(module_name: str, extra: str = "local") -> Path:
+    return Path(_import_package(module_name, extra).__file__).parent
 
 
 def _verified(path: Path, sha256: str, package: str) -> Path:
@@ -219,13 +222,7 @@ class LocalEmbedder(Embedder):
         self._onnx: OnnxQueryEncoder | None = None
 
     def _model_dir(self) -> Path:
-        try:
-            module = __import__(self._module)
-        except ImportError as exc:
-            raise ConfigError(
-                f"the local embedder needs the package {self._module!r}", fix="pip install 'shelfwise[local]'"
-            ) from exc
-        return Path(module.get_model_path())
+        return Path(_import_package(self._module).get_model_path())
 
     def _load(self):  # type: ignore[no-untyped-def]
         with self._lock:
