@@ -47,13 +47,17 @@ class Retriever:
     def features(self, query: Query, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 
+    def _ranked(self, query: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the top ``k`` live rows best first, the full-corpus score they were ranked by)."""
+        score = self.scores(query)
+        return top_rows(score, k, query.alive), score
+
     def rank_rows(self, query: Query, k: int, context: SearchContext | None = None) -> np.ndarray:
         """Just the rows, best first: what the request path needs (no per-candidate objects)."""
-        return top_rows(self.scores(query), k, query.alive)
+        return self._ranked(query, k)[0]
 
     def retrieve(self, query: Query, k: int, context: SearchContext | None = None) -> list[Candidate]:
-        score = self.scores(query)
-        rows = self.rank_rows(query, k, context)
+        rows, score = self._ranked(query, k)
         feats = self.features(query, rows)
         ids = query.index.ids
         return [

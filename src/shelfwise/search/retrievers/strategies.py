@@ -85,10 +85,10 @@ class IntentRetriever(Retriever):
     def scores(self, query: Query) -> np.ndarray:
         return query.intent
 
-    def rank_rows(self, query: Query, k: int, context: SearchContext | None = None) -> np.ndarray:
+    def _ranked(self, query: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
         if query.intent_source is None:
-            return np.zeros(0, dtype=np.int64)
-        return super().rank_rows(query, k, context)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return super()._ranked(query, k)
 
     def features(self, query: Query, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {"intent": query.intent[rows]}
