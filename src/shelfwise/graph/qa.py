@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 
 __all__ = ["MATCHERS", "Knowledge", "edge_sentence", "mcnemar_exact", "option_to_tail", "paired_difference",
            "pick_option", "wilson_interval"]
@@ -102,14 +103,12 @@ def pick_option(embedder: Any, options: dict[str, str], know: Knowledge, matcher
 
 
 # -- statistics ------------------------------------------------------------------------------------------
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (better than the normal one at small n)."""
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (better than the normal one at small n), from scipy."""
     if n == 0:
         return (0.0, 0.0)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def mcnemar_exact(a_ok: Sequence[bool], b_ok: Sequence[bool]) -> dict[str, float]:
@@ -118,8 +117,9 @@ def mcnemar_exact(a_ok: Sequence[bool], b_ok: Sequence[bool]) -> dict[str, float
         raise ValueError("paired answers must be of equal length")
     only_a = sum(1 for x, y in zip(a_ok, b_ok, strict=True) if x and not y)
     only_b = sum(1 for x, y in zip(a_ok, b_ok, strict=True) if y and not x)
-    n, k = only_a + only_b, min(only_a, only_b)
-    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+    n = only_a + only_b
+    # The exact McNemar test is a two-sided binomial test of the discordant pairs against 1/2.
+    p = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
     return {"only_a": only_a, "only_b": only_b, "p_value": p}
 
 
