@@ -20,14 +20,15 @@ Space = Annotated[str, Query(description="knowledge-base space: production, stag
 def _kb(sw, space: str, *, placing: bool = False) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     from ...enrich.kb import KnowledgeBase
 
-    embedder = llm = None
+    embedder = None
     if placing:  # duplicate checks want the embedder; without one they fall back to word overlap
         try:
             embedder = sw.embedder
         except ShelfwiseError:
-            embedder = None
+            pass
+    # No memory-manager LLM on the request path: placement uses the deterministic guards only.
     with sw.db.session() as s:
-        yield KnowledgeBase(s, embedder=embedder, llm=llm, space=space)
+        yield KnowledgeBase(s, embedder=embedder, space=space)
 
 
 class NewLearning(BaseModel):
