@@ -85,7 +85,7 @@ def score(preds: dict[str, dict[str, str | None]], gold: dict[str, dict[str, dic
 def settings_for(args, home: Path) -> Settings:
     roles = {}
     for role, cfg in DEFAULT_ROLES.items():
-        model = args.supervisor_model if role == "supervisor" else args.model
+        model = {"supervisor": args.supervisor_model, "worker.generator.alt": args.alt_model}.get(role, args.model)
         roles[role] = cfg.model_copy(update={"backend": args.backend, "model": model, "base_url": args.base_url,
                                                    "timeout_s": args.timeout})
     return Settings(home=home, roles=roles, embedder=EmbedderConfig(backend=args.embedder), llm_threads=args.threads)
@@ -231,6 +231,8 @@ def main() -> None:
     ap.add_argument("--backend", default="local")
     ap.add_argument("--model", default="qwen2.5-coder-0.5b", help="worker roles (generator, evaluator, memory)")
     ap.add_argument("--supervisor-model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--alt-model", default="qwen2.5-coder-1.5b",
+                    help="the panel's second generator (role worker.generator.alt); 'none' = one generator")
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--embedder", default="local")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
@@ -263,7 +265,8 @@ def main() -> None:
     train_ids = ingest(sw, sample, "train")
     train_gold = {f"train-{r['i']}": r["gold"] for r in sample}
     category_of = {f"train-{r['i']}": r["category"] for r in sample}
-    loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps,
+    panel = ("worker.generator",) if args.alt_model == "none" else ("worker.generator", "worker.generator.alt")
+    loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples))
     done_rounds = {r["round"] for r in state["rounds"]}
     for rnd in range(1, args.rounds + 1):
@@ -313,7 +316,10 @@ def main() -> None:
     state_path.write_text(json.dumps(state, indent=1))
     sup = zero_shot(sw, "supervisor", test_ids, "bench:supervisor", state)
     state_path.write_text(json.dumps(state, indent=1))
+    alt = zero_shot(sw, "worker.generator.alt", test_ids, "bench:single-alt", state) if len(panel) > 1 else {}
+    state_path.write_text(json.dumps(state, indent=1))
     frozen = EnrichmentLoop(sw, LoopConfig(learn=False, review_below=0.0, supervisor_steps=args.supervisor_steps,
+                                           generator_roles=panel,
                                            supervisor_examples=args.supervisor_examples))
     t0 = time.perf_counter()
     frozen.run_batch(test_ids, batch_id=args.test_batch,
@@ -336,9 +342,11 @@ def main() -> None:
                     "review items from TRAIN labels during learning only",
         "categories": sorted(only) or "all", "n_train": len(train_ids), "n_test": len(test_ids),
         "supervisor_steps": args.supervisor_steps, "supervisor_budget": LoopConfig().supervisor_budget,
+        "generator_panel": [sw.settings.roles[r].model for r in panel],
         "rounds": state["rounds"],
         "test": {
             "single_worker": score(single, gold),
+            **({"single_worker_alt": score(alt, gold)} if alt else {}),
             "supervisor_only": {**score(sup, gold), "supervisor_calls": sum(1 for p in test_ids if p in sup)},
             "full_loop": {**score(full, gold), "supervisor_calls": full_calls,
                           "escalated_without_disagreement": full_escalated},

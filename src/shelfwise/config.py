@@ -70,6 +70,8 @@ class EmbedderConfig(BaseModel):
 
 DEFAULT_ROLES: dict[str, RoleConfig] = {
     "worker.generator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
+    # A second, different generator: the worker panel votes, and two models clash where one would just err.
+    "worker.generator.alt": RoleConfig(model="qwen2.5-coder-1.5b", max_tokens=384),
     "worker.evaluator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
     "supervisor": RoleConfig(model="qwen2.5-coder-1.5b", max_tokens=512),
     "graph.generator": RoleConfig(model="qwen2.5-coder-1.5b", max_tokens=320),

@@ -68,6 +68,8 @@ def make_app(settings: Settings, **responders) -> Shelfwise:  # type: ignore[no-
     defaults = {"worker.generator": generator_double, "worker.evaluator": evaluator_double,
                 "supervisor": supervisor_double, "memory.manager": manager_double}
     defaults.update(responders)
+    # The second generator of the panel answers like the first unless a test scripts it on its own.
+    defaults.setdefault("worker.generator.alt", defaults["worker.generator"])
     sw.backends = {}
     for role, fn in defaults.items():
         backend = ScriptedBackend(model=f"double-{role}", responder=fn)

@@ -101,12 +101,12 @@ def _run_workers(loop: Any, listing: Listing, schema: AttributeSchema, learnings
                  synonyms: dict[str, dict[str, str]], patterns: dict[str, list[str]]) -> list[WorkerOutput]:
     outputs: list[WorkerOutput] = []
     names = [a.name for a in schema.attributes]
-    if loop.generator is not None:
+    for generator in loop.generators:
         try:
-            outputs.append(loop.generator.extract(listing, schema, learnings))
+            outputs.append(generator.extract(listing, schema, learnings))
         except LLMError as exc:  # invalid JSON after retries, or a dead endpoint: the other workers go on
-            log.warning("generator failed on %s: %s", listing.id, exc)
-            outputs.append(WorkerOutput(worker="llm", model=loop.generator.llm.model, prompt_version="",
+            log.warning("generator %s failed on %s: %s", generator.name, listing.id, exc)
+            outputs.append(WorkerOutput(worker=generator.name, model=generator.llm.model, prompt_version="",
                                         values=dict.fromkeys(names), error=str(exc)[:300]))
     if loop.config.compiled_worker:
         compiled = CompiledExtractor(lambda c, a: synonyms[a], lambda c, a: patterns[a])
@@ -179,13 +179,14 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     category = listing.category_path or schema.category_path
     names = [a.name for a in schema.attributes]
     learnings, synonyms, patterns = loop.knowledge.get(kb, category, names, cfg)
-    injected = [lv.id for lv in learnings] if loop.generator is not None else []
+    injected = [lv.id for lv in learnings] if loop.generators else []
     outputs = _run_workers(loop, listing, schema, learnings, synonyms, patterns)
     res = ProductResult(product_id=listing.id, category_path=category, injected=injected,
                         tokens=sum(o.tokens for o in outputs), seconds=sum(o.seconds for o in outputs))
     plan = Plan(result=res)
     decisions = {a: vote(a, [(o.worker, o.values.get(a)) for o in outputs], synonyms=synonyms[a],
-                         threshold=cfg.vote_threshold, preferred=("kb",)) for a in names}
+                         threshold=cfg.vote_threshold,
+                         preferred=("kb", *(g.name for g in loop.generators))) for a in names}
     to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
     flags: dict[str, str] = {}
     if to_check:

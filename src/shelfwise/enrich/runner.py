@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,10 +34,16 @@ class LoopConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     llm_worker: bool = True
+    # The generator panel: one LLM worker per role, each a different model where available (their clashes are
+    # the disagreements the supervisor learns from). On a tie the compiled worker's spelling wins, then the
+    # panel's in this order.
+    generator_roles: tuple[str, ...] = ("worker.generator", "worker.generator.alt")
     compiled_worker: bool = True
     evaluator: bool = True
     learn: bool = True  # False freezes the knowledge base (read, never write)
     titles: bool = False
+    # Share of the workers that must give the same value for it to be stored unchecked. All of them by default:
+    # the panel's two models are one family and can share a misreading, which only the evaluator catches.
     vote_threshold: float = Field(1.0, gt=0.0, le=1.0)
     review_below: float = Field(0.5, ge=0.0, le=1.0, description="supervisor confidence below this → review")
     supervisor_steps: int = Field(2, ge=1, le=6)
@@ -65,6 +71,13 @@ class LoopConfig(BaseModel):
     supervisor_examples: int = Field(0, ge=0, le=8)
     commit_after_s: float = Field(1.0, ge=0.0)
 
+    @field_validator("generator_roles")
+    @classmethod
+    def _distinct_roles(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"generator_roles repeats a role: {roles}; list each role once")
+        return roles
+
 
 def listing_of(product: Product) -> Listing:
     return Listing(id=product.id, title=product.title, description=product.description or "",
@@ -84,8 +97,10 @@ class EnrichmentLoop:
         self.sw = sw
         self.config = config = config or LoopConfig()
         self.kb_factory = kb_factory or self._real_kb
-        self.generator = LLMGenerator(sw.llm("worker.generator"), max_listing_tokens=config.max_listing_tokens,
-                                      worked_examples=config.generator_examples) if config.llm_worker else None
+        self.generators = [LLMGenerator(sw.llm(role), name=role.removeprefix("worker."),
+                                        max_listing_tokens=config.max_listing_tokens,
+                                        worked_examples=config.generator_examples)
+                           for role in (config.generator_roles if config.llm_worker else ())]
         self.evaluator = LLMEvaluator(sw.llm("worker.evaluator") if config.evaluator else None,
                                       max_listing_tokens=config.max_listing_tokens)
         self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps)
