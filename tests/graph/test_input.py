@@ -110,3 +110,16 @@ def test_broad_queries_come_first():
 def test_bad_sampling_config_is_rejected():
     with pytest.raises(ValidationError):
         SamplingConfig(min_count=0)
+
+
+def test_intentionqa_pair_stated_in_both_orders_is_one_pair_with_both_counts(tmp_path):
+    from shelfwise.graph.behaviour import load_intentionqa
+
+    folder = tmp_path / "intentionqa"
+    folder.mkdir()
+    rows = [("A", "B"), ("B", "A"), ("A", "B"), ("C", "A")]
+    (folder / "QA_fullInfo_task1.jsonl").write_text("\n".join(json.dumps({
+        "item_a_id": a, "item_b_id": b, "item_a_name": f"{a} cable", "item_b_name": f"{b} cable"}) for a, b in rows))
+    pairs, products = load_intentionqa(tmp_path)
+    assert sorted((p.product_ids, p.count) for p in pairs) == [(("A", "B"), 3), (("C", "A"), 1)]
+    assert len({p.key for p in pairs}) == len(pairs) and set(products) == {"A", "B", "C"}

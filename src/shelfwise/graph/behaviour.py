@@ -159,13 +159,18 @@ def load_intentionqa(data_dir: Path | str) -> tuple[list[BehaviourPair], dict[st
         raise InputError(f"{path} not found", fix="pass the data folder that holds intentionqa/")
     products: dict[str, ProductInfo] = {}
     counts: Counter[tuple[str, str]] = Counter()
+    first_order: dict[tuple[str, str], tuple[str, str]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         for key in ("a", "b"):
             pid, title = row[f"item_{key}_id"], row[f"item_{key}_name"]
             products[pid] = ProductInfo(id=pid, title=title, product_type=product_type_of(title))
-        counts[(row["item_a_id"], row["item_b_id"])] += 1  # assertions per pair ~ evidence strength
-    pairs = [BehaviourPair(kind="co_buy", product_ids=ab, count=n) for ab, n in counts.items()]
+        ab = (row["item_a_id"], row["item_b_id"])
+        # Co-purchase is symmetric: a pair the file states in both orders is one pair with both counts.
+        unordered = (min(ab), max(ab))
+        first_order.setdefault(unordered, ab)
+        counts[unordered] += 1  # assertions per pair ~ evidence strength
+    pairs = [BehaviourPair(kind="co_buy", product_ids=first_order[u], count=n) for u, n in counts.items()]
     return pairs, products
 
 
