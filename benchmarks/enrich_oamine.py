@@ -316,7 +316,10 @@ def main() -> None:
     state_path.write_text(json.dumps(state, indent=1))
     sup = zero_shot(sw, "supervisor", test_ids, "bench:supervisor", state)
     state_path.write_text(json.dumps(state, indent=1))
-    alt = zero_shot(sw, "worker.generator.alt", test_ids, "bench:single-alt", state) if len(panel) > 1 else {}
+    # The panel's second generator alone, zero-shot: when it is the supervisor's model, (b) is exactly that run
+    # (same model, same generator prompt), so it is not repeated.
+    alt = {} if len(panel) < 2 else sup if args.alt_model == args.supervisor_model else \
+        zero_shot(sw, "worker.generator.alt", test_ids, "bench:single-alt", state)
     state_path.write_text(json.dumps(state, indent=1))
     frozen = EnrichmentLoop(sw, LoopConfig(learn=False, review_below=0.0, supervisor_steps=args.supervisor_steps,
                                            generator_roles=panel,

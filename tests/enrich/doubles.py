@@ -42,6 +42,13 @@ def generator_double(request) -> str:  # type: ignore[no-untyped-def]
     return json.dumps(out)
 
 
+def cautious_generator_double(request) -> str:  # type: ignore[no-untyped-def]
+    """The panel's second model: reads the count like the first, and leaves the brand it is unsure of empty."""
+    out = json.loads(generator_double(request))
+    out["Brand"] = None
+    return json.dumps(out)
+
+
 def evaluator_double(request) -> str:  # type: ignore[no-untyped-def]
     """Critical about one thing: a brand that is really an item form."""
     props = request.json_schema["properties"]
@@ -68,8 +75,8 @@ def make_app(settings: Settings, **responders) -> Shelfwise:  # type: ignore[no-
     defaults = {"worker.generator": generator_double, "worker.evaluator": evaluator_double,
                 "supervisor": supervisor_double, "memory.manager": manager_double}
     defaults.update(responders)
-    # The second generator of the panel answers like the first unless a test scripts it on its own.
-    defaults.setdefault("worker.generator.alt", defaults["worker.generator"])
+    # The panel's second generator agrees on the count and abstains on the brand unless a test scripts it.
+    defaults.setdefault("worker.generator.alt", cautious_generator_double)
     sw.backends = {}
     for role, fn in defaults.items():
         backend = ScriptedBackend(model=f"double-{role}", responder=fn)

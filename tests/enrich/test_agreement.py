@@ -27,3 +27,11 @@ def test_vote_threshold_with_three_workers():
     two_of_three = [("a", "Red"), ("b", "red"), ("c", None)]
     assert vote("Color", two_of_three, threshold=0.6).status == "agreed"
     assert vote("Color", two_of_three, threshold=1.0).status == "check"
+
+
+def test_an_abstaining_worker_is_no_vote_against():
+    both_llms = [("generator", "Brewhaus"), ("generator.alt", "brewhaus"), ("kb", None)]
+    assert vote("Brand", both_llms, abstaining=("kb",)).status == "agreed"
+    assert vote("Brand", both_llms).status == "check", "without the rule the silent compiled worker blocks"
+    one_llm = [("generator", "Brewhaus"), ("generator.alt", None), ("kb", None)]
+    assert vote("Brand", one_llm, abstaining=("kb",)).status == "check", "an LLM's null is a vote"

@@ -50,7 +50,7 @@ def test_crash_mid_batch_resumes_without_losing_or_duplicating(scripted_sw, enri
             raise RuntimeError("power cut")
         return generator_double(request)
 
-    sw = make_app(enrich_settings, **{"worker.generator": crashing, "worker.generator.alt": generator_double})
+    sw = make_app(enrich_settings, **{"worker.generator": crashing})
     ids = ["c1", "c2", "c3", "c4"]
     loop = EnrichmentLoop(sw)
     batch = loop.open_batch(ids)

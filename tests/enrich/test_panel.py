@@ -44,8 +44,9 @@ def test_panel_clash_goes_to_the_supervisor_and_names_both_workers(enrich_settin
 
 
 def test_panel_agreement_needs_no_evaluator_or_supervisor(enrich_settings):
-    sw = _app(enrich_settings, **{"worker.generator": _brand_reader})  # the alt answers the same by default
-    loop = EnrichmentLoop(sw, LoopConfig(compiled_worker=False, learn=False, supervisor_budget=0.0))
+    sw = _app(enrich_settings, **{"worker.generator": _brand_reader, "worker.generator.alt": _brand_reader})
+    # The compiled worker stays in the panel: it knows nothing yet, and its silence is no vote against.
+    loop = EnrichmentLoop(sw, LoopConfig(learn=False, supervisor_budget=0.0))
     report = loop.run_batch(["c1", "c2"])
     assert report.disagreements == 0 and report.supervisor_calls == 0
     assert not sw.backends["worker.evaluator"].requests and not sw.backends["supervisor"].requests
@@ -67,3 +68,18 @@ def test_generator_roles_must_be_distinct():
     with pytest.raises(ValidationError, match="repeats a role"):
         LoopConfig(generator_roles=("worker.generator", "worker.generator"))
     assert LoopConfig(llm_worker=True).generator_roles == ("worker.generator", "worker.generator.alt")
+
+
+def test_a_value_agreed_for_several_attributes_goes_to_the_evaluator(enrich_settings):
+    def count_everywhere(request):  # type: ignore[no-untyped-def]
+        out = json.loads(_brand_reader(request))
+        out["Pack size"] = out["Net content"]
+        return json.dumps(out)
+
+    sw = _app(enrich_settings, **{"worker.generator": count_everywhere, "worker.generator.alt": count_everywhere})
+    loop = EnrichmentLoop(sw, LoopConfig(learn=False, supervisor_budget=0.0))
+    loop.run_batch(["c1"])
+    [checked] = sw.backends["worker.evaluator"].requests
+    asked = set(checked.json_schema["properties"])
+    assert len(asked) == 2 and all("Net content" in k or "Pack size" in k for k in asked), asked
+    sw.close()

@@ -14,6 +14,7 @@ from shelfwise.llm.backends.scripted import ScriptedBackend
 from shelfwise.store import Catalog
 from shelfwise.store.models import ExtractedValue
 from tests.enrich.conftest import LISTINGS, evaluator_double, generator_double, manager_double
+from tests.enrich.doubles import cautious_generator_double
 
 
 def test_loop_storage_on_any_database(any_db, tmp_path):
@@ -24,7 +25,7 @@ def test_loop_storage_on_any_database(any_db, tmp_path):
     unsure_then_sure = iter([0.2, 0.9, 0.9, 0.9])
     sup = lambda _r: json.dumps({"action": "answer", "rulings": [{
         "attribute": "Brand", "value": "Brewhaus", "why_disagreed": "pod format", "confidence": next(unsure_then_sure)}]})
-    for role, fn in {"worker.generator": generator_double, "worker.generator.alt": generator_double,
+    for role, fn in {"worker.generator": generator_double, "worker.generator.alt": cautious_generator_double,
                      "worker.evaluator": evaluator_double,
                      "supervisor": sup, "memory.manager": manager_double}.items():
         sw.llms.set_backend(role, ScriptedBackend(model=f"double-{role}", responder=fn))

@@ -97,6 +97,7 @@ def vote(
     synonyms: Mapping[str, str] | None = None,
     threshold: float = 1.0,
     preferred: Sequence[str] = (),
+    abstaining: Sequence[str] = (),
 ) -> AttributeDecision:
     """Decide one attribute from ``(worker, value)`` pairs.
 
@@ -105,7 +106,8 @@ def vote(
     - one value given by ≥ 2 workers with support ≥ ``threshold`` → ``agreed`` (no evaluator needed);
     - otherwise (some workers abstained) → ``check``: the evaluator decides.
     ``preferred`` lists workers whose spelling wins when keys tie (the compiled extractor copies the
-    listing's own spelling)."""
+    listing's own spelling). ``abstaining`` lists workers whose silence is no vote: the compiled extractor
+    only recognises values the knowledge base already holds, so its ``None`` says nothing about the listing."""
     # model_construct: the fields are built right here, and validation per attribute per product adds up.
     cands = [Candidate.model_construct(worker=w, value=v, key=normalize(v, synonyms)) for w, v in values]
     present = [c for c in cands if c.key is not None]
@@ -120,7 +122,8 @@ def vote(
     key = next(iter(counts))
     spelled = min(present, key=lambda c: (c.worker not in preferred, preferred.index(c.worker)
                                           if c.worker in preferred else 0)).value
-    support = counts[key] / max(1, len(cands))
+    voters = [c for c in cands if c.key is not None or c.worker not in abstaining]
+    support = counts[key] / max(1, len(voters))
     # One worker alone never agrees with itself: a single-source value always goes to the evaluator.
     status = "agreed" if counts[key] >= 2 and support >= threshold else "check"
     return AttributeDecision(attribute=attribute, value=spelled, status=status, candidates=cands)

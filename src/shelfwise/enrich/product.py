@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..errors import LLMError
 from ..store.catalog import AttributeSchema, Listing
 from ..store.events import Disagreement, Event, EventLog, Extraction, SupervisorRuling
-from .agreement import AttributeDecision, vote
+from .agreement import AttributeDecision, normalize, vote
 from .bulk import store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
 from .drafts import is_worked, value_drafts, worked_draft
@@ -186,7 +186,9 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     plan = Plan(result=res)
     decisions = {a: vote(a, [(o.worker, o.values.get(a)) for o in outputs], synonyms=synonyms[a],
                          threshold=cfg.vote_threshold,
-                         preferred=("kb", *(g.name for g in loop.generators))) for a in names}
+                         preferred=("kb", *(g.name for g in loop.generators)), abstaining=("kb",))
+                 for a in names}
+    decisions = _one_span_one_attribute(decisions)
     to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
     flags: dict[str, str] = {}
     if to_check:
@@ -231,6 +233,19 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
             plan.drafts.append(("*", draft))
     plan.injected, plan.disagreed = injected, bool(disputes)
     return plan
+
+
+def _one_span_one_attribute(decisions: dict[str, AttributeDecision]) -> dict[str, AttributeDecision]:
+    """A value the workers agree on for several attributes at once ("1lb" as net content, pack size and
+    caffeine content) is at most one of them: all of them go to the evaluator instead of being stored."""
+    seen: dict[str, list[str]] = {}
+    for a, d in decisions.items():
+        if d.status == "agreed" and d.value:
+            seen.setdefault(normalize(d.value) or "", []).append(a)
+    shared = {a for attrs in seen.values() if len(attrs) > 1 for a in attrs}
+    return {a: d.model_copy(update={"status": "check", "reasons": [*d.reasons, "the same value was given for "
+                                                                    "several attributes"]})
+            if a in shared else d for a, d in decisions.items()}
 
 
 _MISSING = "no worker found a value: give it only if the listing states it, else null"
