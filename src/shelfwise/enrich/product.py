@@ -243,9 +243,9 @@ def _one_span_one_attribute(decisions: dict[str, AttributeDecision]) -> dict[str
         if d.status == "agreed" and d.value:
             seen.setdefault(normalize(d.value) or "", []).append(a)
     shared = {a for attrs in seen.values() if len(attrs) > 1 for a in attrs}
-    return {a: d.model_copy(update={"status": "check", "reasons": [*d.reasons, "the same value was given for "
-                                                                    "several attributes"]})
-            if a in shared else d for a, d in decisions.items()}
+    why = "the same value was given for several attributes"
+    return {a: d.model_copy(update={"status": "check", "reasons": [*d.reasons, why]}) if a in shared else d
+            for a, d in decisions.items()}
 
 
 _MISSING = "no worker found a value: give it only if the listing states it, else null"
