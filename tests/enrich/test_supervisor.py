@@ -72,3 +72,17 @@ def test_tools_read_history_feedback_neighbours_schema(scripted_sw):
         assert "manufacturer" in tools["schema"]("Brand")
         assert tools["knowledge"]("Brand") == "none"
         assert "intents" not in tools  # no intent provider registered
+
+
+def test_one_value_ruled_for_several_attributes_stands_for_none_of_them():
+    disputes = [vote(a, [("llm", "Box"), ("kb", None)]) for a in ("Net content", "Container type")]
+    disputes.append(vote("Brand", [("llm", "K-Cup"), ("kb", "Brewhaus")]))
+    backend = ScriptedBackend(model="double").enqueue(json.dumps({"action": "answer", "rulings": [
+        {"attribute": "Net content", "value": "Box", "confidence": 0.9},
+        {"attribute": "Container type", "value": "box", "confidence": 0.9},
+        {"attribute": "Brand", "value": "Brewhaus", "confidence": 0.9}]}))
+    out = Supervisor(LLM("supervisor", backend), max_steps=1).resolve(LISTING, SCHEMA, disputes, tools={})
+    assert out.rulings["Brand"].value == "Brewhaus" and out.rulings["Brand"].confidence == 0.9
+    for a in ("Net content", "Container type"):
+        assert out.rulings[a].value is None and out.rulings[a].confidence == 0.0
+        assert "several attributes" in out.rulings[a].why_disagreed

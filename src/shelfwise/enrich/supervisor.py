@@ -129,5 +129,20 @@ class Supervisor:
                 if r.value is not None and normalize(r.value) is None:  # small models write "None" / "null"
                     r = r.model_copy(update={"value": None})
                 rulings[r.attribute] = r
+        rulings = _one_value_one_attribute(rulings)
         return SupervisorResult(rulings=rulings, steps=n, tools_used=used, tokens=tokens,
                                 seconds=time.perf_counter() - start, model=model)
+
+
+def _one_value_one_attribute(rulings: dict[str, Ruling]) -> dict[str, Ruling]:
+    """A ruling that gives one value to several attributes ("Box" as net content, item form, pack size and
+    container type) is not a reading of the listing: none of those values stands (confidence 0, so in
+    learning mode a person decides)."""
+    by_value: dict[str, list[str]] = {}
+    for a, r in rulings.items():
+        if r.value is not None:
+            by_value.setdefault(normalize(r.value) or "", []).append(a)
+    shared = {a for attrs in by_value.values() if len(attrs) > 1 for a in attrs}
+    return {a: r.model_copy(update={"value": None, "confidence": 0.0,
+                                    "why_disagreed": f"one value ruled for several attributes ({r.value})"[:100]})
+            if a in shared else r for a, r in rulings.items()}
