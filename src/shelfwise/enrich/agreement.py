@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["UNITS", "AttributeDecision", "Candidate", "normalize", "vote"]
+__all__ = ["UNITS", "AttributeDecision", "Candidate", "normalize", "shared_values", "vote"]
 
 # Unit spellings folded to one token, so "12 Ounce", "12oz" and "12 oz." vote together.
 UNITS = {
@@ -127,3 +127,14 @@ def vote(
     # One worker alone never agrees with itself: a single-source value always goes to the evaluator.
     status = "agreed" if counts[key] >= 2 and support >= threshold else "check"
     return AttributeDecision(attribute=attribute, value=spelled, status=status, candidates=cands)
+
+
+def shared_values(values: Mapping[str, str | None]) -> set[str]:
+    """The attributes whose value (normalised) is also another attribute's value in the same listing: one
+    span of a listing is at most one attribute, so such values are a misreading of all but one of them."""
+    by_key: dict[str, list[str]] = {}
+    for attribute, value in values.items():
+        key = normalize(value)
+        if key is not None:
+            by_key.setdefault(key, []).append(attribute)
+    return {a for attrs in by_key.values() if len(attrs) > 1 for a in attrs}

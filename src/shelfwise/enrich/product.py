@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..errors import LLMError
 from ..store.catalog import AttributeSchema, Listing
 from ..store.events import Disagreement, Event, EventLog, Extraction, SupervisorRuling
-from .agreement import AttributeDecision, normalize, vote
+from .agreement import AttributeDecision, shared_values, vote
 from .bulk import store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
 from .drafts import is_worked, value_drafts, worked_draft
@@ -184,9 +184,9 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     res = ProductResult(product_id=listing.id, category_path=category, injected=injected,
                         tokens=sum(o.tokens for o in outputs), seconds=sum(o.seconds for o in outputs))
     plan = Plan(result=res)
+    preferred = ("kb", *(g.name for g in loop.generators))
     decisions = {a: vote(a, [(o.worker, o.values.get(a)) for o in outputs], synonyms=synonyms[a],
-                         threshold=cfg.vote_threshold,
-                         preferred=("kb", *(g.name for g in loop.generators)), abstaining=("kb",))
+                         threshold=cfg.vote_threshold, preferred=preferred, abstaining=("kb",))
                  for a in names}
     decisions = _one_span_one_attribute(decisions)
     to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
@@ -238,11 +238,7 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
 def _one_span_one_attribute(decisions: dict[str, AttributeDecision]) -> dict[str, AttributeDecision]:
     """A value the workers agree on for several attributes at once ("1lb" as net content, pack size and
     caffeine content) is at most one of them: all of them go to the evaluator instead of being stored."""
-    seen: dict[str, list[str]] = {}
-    for a, d in decisions.items():
-        if d.status == "agreed" and d.value:
-            seen.setdefault(normalize(d.value) or "", []).append(a)
-    shared = {a for attrs in seen.values() if len(attrs) > 1 for a in attrs}
+    shared = shared_values({a: d.value for a, d in decisions.items() if d.status == "agreed"})
     why = "the same value was given for several attributes"
     return {a: d.model_copy(update={"status": "check", "reasons": [*d.reasons, why]}) if a in shared else d
             for a, d in decisions.items()}

@@ -15,7 +15,7 @@ from ..llm import Message
 from ..llm.client import LLM
 from ..llm.text import fit_to_budget, quote_untrusted
 from ..store.catalog import AttributeSchema, Listing
-from .agreement import AttributeDecision, normalize
+from .agreement import AttributeDecision, normalize, shared_values
 from .workers import listing_text
 
 __all__ = ["SUPERVISOR_PROMPT_VERSION", "Ruling", "Supervisor", "SupervisorResult", "SupervisorStep", "ToolBox"]
@@ -138,11 +138,7 @@ def _one_value_one_attribute(rulings: dict[str, Ruling]) -> dict[str, Ruling]:
     """A ruling that gives one value to several attributes ("Box" as net content, item form, pack size and
     container type) is not a reading of the listing: none of those values stands (confidence 0, so in
     learning mode a person decides)."""
-    by_value: dict[str, list[str]] = {}
-    for a, r in rulings.items():
-        if r.value is not None:
-            by_value.setdefault(normalize(r.value) or "", []).append(a)
-    shared = {a for attrs in by_value.values() if len(attrs) > 1 for a in attrs}
+    shared = shared_values({a: r.value for a, r in rulings.items()})
     return {a: r.model_copy(update={"value": None, "confidence": 0.0,
                                     "why_disagreed": f"one value ruled for several attributes ({r.value})"[:100]})
             if a in shared else r for a, r in rulings.items()}
