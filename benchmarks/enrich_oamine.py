@@ -29,7 +29,7 @@ from pathlib import Path
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import DEFAULT_ROLES, EmbedderConfig, Settings
-from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue
+from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue, TrackRecord, TrustConfig
 from shelfwise.enrich.drafts import format_worked, parse_worked
 from shelfwise.enrich.kb import KnowledgeBase
 from shelfwise.enrich.workers import LLMGenerator
@@ -246,6 +246,10 @@ def main() -> None:
                     help="batch id of the full-loop test run (a new id re-runs (c) on the same frozen KB)")
     ap.add_argument("--test-every", type=int, default=1,
                     help="use every k-th product of the (category-sorted) test sample: a smaller, still stratified set")
+    ap.add_argument("--audit-rulings", type=float, default=0.5,
+                    help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
+                         "(LoopConfig.audit_rulings); its answers are what the track record learns from")
+    ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
     ap.add_argument("--overhead-only", action="store_true", help="measure the loop overhead, print it, exit")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "enrich_oamine.json")
     args = ap.parse_args()
@@ -266,8 +270,10 @@ def main() -> None:
     train_gold = {f"train-{r['i']}": r["gold"] for r in sample}
     category_of = {f"train-{r['i']}": r["category"] for r in sample}
     panel = ("worker.generator",) if args.alt_model == "none" else ("worker.generator", "worker.generator.alt")
+    trust = TrustConfig(enabled=not args.no_trust)
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
-                                         supervisor_examples=args.supervisor_examples))
+                                         supervisor_examples=args.supervisor_examples, trust=trust,
+                                         audit_rulings=args.audit_rulings))
     done_rounds = {r["round"] for r in state["rounds"]}
     for rnd in range(1, args.rounds + 1):
         if rnd in done_rounds:
@@ -287,7 +293,8 @@ def main() -> None:
             n_learn = len(KnowledgeBase(s).list(status="active"))
         state["rounds"].append({
             "round": rnd, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
-            "disagreements": report.disagreements, "supervisor_calls": report.supervisor_calls,
+            "disagreements": report.disagreements, "settled_by_track_record": report.trusted,
+            "supervisor_calls": report.supervisor_calls,
             "tokens": report.tokens, "seconds": round(report.seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
             "f1": f1, "escalated_without_disagreement": escalated, "reviews_answered_by_simulated_expert": answered,
             "learnings_corrected_by_simulated_expert_audit": audited, "active_learnings": n_learn,
@@ -322,7 +329,7 @@ def main() -> None:
         zero_shot(sw, "worker.generator.alt", test_ids, "bench:single-alt", state)
     state_path.write_text(json.dumps(state, indent=1))
     frozen = EnrichmentLoop(sw, LoopConfig(learn=False, review_below=0.0, supervisor_steps=args.supervisor_steps,
-                                           generator_roles=panel,
+                                           generator_roles=panel, trust=trust,
                                            supervisor_examples=args.supervisor_examples))
     t0 = time.perf_counter()
     frozen.run_batch(test_ids, batch_id=args.test_batch,
@@ -333,6 +340,9 @@ def main() -> None:
     full_res = JobTracker(sw.db, f"enrich:{args.test_batch}").results()
     full = {pid: (r or {}).get("values", {}) for pid, r in full_res.items()}
     full_calls = sum((r or {}).get("supervisor_calls", 0) for r in full_res.values())
+    full_trusted = sum(len((r or {}).get("trusted", [])) for r in full_res.values())
+    with sw.db.session() as s:
+        track = [r.model_dump() for r in TrackRecord.from_reviews(s, trust).rows() if not r.category_path]
     full_escalated = sum(1 for r in full_res.values() if r and r.get("supervisor_calls") and not r.get("disagreements"))
 
     # Only now are the test labels read.
@@ -352,8 +362,10 @@ def main() -> None:
             **({"single_worker_alt": score(alt, gold)} if alt else {}),
             "supervisor_only": {**score(sup, gold), "supervisor_calls": sum(1 for p in test_ids if p in sup)},
             "full_loop": {**score(full, gold), "supervisor_calls": full_calls,
-                          "escalated_without_disagreement": full_escalated},
+                          "escalated_without_disagreement": full_escalated,
+                          "settled_by_track_record": full_trusted},
         },
+        "audit_rulings": args.audit_rulings, "trust": trust.model_dump(), "track_record_overall": track,
         **_overhead_fields(),
         "products_per_min": round(len(test_ids) / max(1e-9, state[seconds_key]) * 60, 2),
         "test_batch": args.test_batch, "supervisor_examples": args.supervisor_examples,

@@ -1,4 +1,4 @@
-"""`shelfwise enrich`, `shelfwise report`, `shelfwise review list|resolve`."""
+"""`shelfwise enrich`, `shelfwise report`, `shelfwise review list|resolve|trust`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def enrich(
                         ] = "local",
     ray_address: Annotated[str | None, typer.Option(help="join this Ray cluster ('auto', ray://host:10001)")
                            ] = None,
+    audit_rulings: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
+        "share of confident supervisor rulings also sent to the review queue as a spot check; the answers "
+        "teach the loop whom to trust in a dispute (`shelfwise review trust`)"))] = 0.0,
 ) -> None:
     """Run the self-learning extraction loop in batches. Resumable: interrupted batches are finished first.
 
@@ -65,8 +68,9 @@ def enrich(
         if schemas is not None:
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
-        loop = EnrichmentLoop(sw, LoopConfig(titles=titles))
-        table = Table("batch", "products", "disagreement rate", "supervisor calls", "reviews", "learnings",
+        loop = EnrichmentLoop(sw, LoopConfig(titles=titles, audit_rulings=audit_rulings))
+        table = Table("batch", "products", "disagreement rate", "settled by record", "supervisor calls", "reviews",
+                      "learnings",
                       "tokens", "model s", title="enrichment batches")
         reports = []
         for _ in range(batches):
@@ -93,7 +97,7 @@ def enrich(
                                            executor=executor, workers=workers, ray_address=ray_address)
         for report in reports:
             table.add_row(report.batch_id, str(report.products), f"{report.disagreement_rate:.0%}",
-                          str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
+                          str(report.trusted), str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
                           str(report.tokens), f"{report.seconds:.1f}")
         console.print(table)
     sw.close()
@@ -165,6 +169,27 @@ def review_resolve(
         view = ReviewQueue(s, kb).resolve(item_id, value or None, actor=actor, learn=learn)
     console.print(f"review {view.id}: {view.product_id} {view.attribute} = {view.resolution!r}"
                   + (f" (learning #{view.learning_id})" if view.learning_id else ""))
+    sw.close()
+
+
+@review_app.command("trust")
+def review_trust(
+    category: Annotated[str | None, typer.Option(help="only this category path")] = None,
+) -> None:
+    """The track record learned from resolved review items: how often each worker, and the supervisor, was
+    confirmed right in a dispute. A worker clearly ahead of the supervisor settles later disputes alone."""
+    from ..enrich import TrackRecord
+
+    sw = open_app()
+    with handle_errors(), sw.db.session() as s:
+        record = TrackRecord.from_reviews(s)
+    table = Table("category", "attribute", "source", "answers", "right", "estimated accuracy",
+                  title="track record (from resolved review items)")
+    for row in record.rows():
+        if category is None or row.category_path.startswith(category):
+            table.add_row(row.category_path or "(all)", row.attribute or "(all)", row.source, f"{row.answers:.0f}",
+                          f"{row.right:.0f}", f"{row.accuracy:.0%}")
+    console.print(table if table.row_count else "no resolved review items yet: nothing learned about whom to trust")
     sw.close()
 
 

@@ -11,6 +11,7 @@ from .review import ReviewQueue, ReviewView
 from .runner import BatchReport, EnrichmentLoop, LoopConfig, ProductResult
 from .schemas import builtin_schemas, install_schemas, load_schema_file
 from .supervisor import Ruling, Supervisor
+from .trust import TrackRecord, TrustConfig
 from .workers import LLMEvaluator, LLMGenerator, Worker, WorkerOutput
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "ReviewView",
     "Ruling",
     "Supervisor",
+    "TrackRecord",
+    "TrustConfig",
     "Worker",
     "WorkerOutput",
     "builtin_schemas",

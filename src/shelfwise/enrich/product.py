@@ -28,6 +28,7 @@ from .kb.types import Evidence, LearningDraft
 from .review import open_review
 from .supervisor import SUPERVISOR_PROMPT_VERSION
 from .tools import build_tools
+from .trust import Verdict, in_sample
 from .workers import WorkerOutput, format_learnings, format_worked_examples
 
 __all__ = ["KnowledgeCache", "Plan", "ProductResult", "apply_plans", "plan_product", "store_value"]
@@ -49,6 +50,7 @@ class ProductResult(BaseModel):
     injected: list[int] = Field(default_factory=list)
     uncertainty: float = 0.0  # see escalation.py
     escalated: list[str] = Field(default_factory=list)  # attributes sent to the supervisor without a dispute
+    trusted: list[str] = Field(default_factory=list)  # disputes settled by the track record (trust.py)
 
 
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
@@ -189,6 +191,9 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
                          threshold=cfg.vote_threshold, preferred=preferred, abstaining=("kb",))
                  for a in names}
     decisions = _one_span_one_attribute(decisions)
+    trusted = _settle_by_track_record(loop, category, listing.id, decisions)
+    decisions.update({a: decisions[a].model_copy(update={"status": "trusted", "value": v.value})
+                      for a, v in trusted.items()})
     to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
     flags: dict[str, str] = {}
     if to_check:
@@ -207,6 +212,8 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
         if d.status == "conflict" or a in flags:
             disputes.append(d.model_copy(update={"reasons": [*d.reasons, *([flags[a]] if a in flags else [])]}))
     disputed = {d.attribute for d in disputes}
+    models = {o.worker: o.model for o in outputs}
+    res.trusted = list(trusted)
     res.uncertainty = uncertainty(names, decisions, disputed)
     escalate = loop.escalation.should_escalate(res.uncertainty, bool(disputes))
     loop.escalation.observe(res.uncertainty, escalate)
@@ -215,11 +222,16 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     for a, d in decisions.items():
         if a in disputed or a in held:
             continue
-        if d.value is not None:
+        if a in trusted:
+            _keep(plan, listing.id, a, trusted[a].value, "trusted", models.get(trusted[a].worker, trusted[a].worker),
+                  pv, injected, batch_id, trusted[a].accuracy)
+        elif d.value is not None:
             _keep(plan, listing.id, a, d.value, "agreed", kept_model(a), pv, injected, batch_id)
         else:
             res.statuses[a] = "empty"
-    _disagree(plan, listing.id, category, disputes, batch_id)
+    settled = [decisions[a].model_copy(update={"reasons": [*decisions[a].reasons, v.reason]})
+               for a, v in trusted.items()]
+    _disagree(plan, listing.id, category, [*settled, *disputes], batch_id)
     if escalate:
         res.escalated = [d.attribute for d in extras]
         _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan,
@@ -242,6 +254,22 @@ def _one_span_one_attribute(decisions: dict[str, AttributeDecision]) -> dict[str
     why = "the same value was given for several attributes"
     return {a: d.model_copy(update={"status": "check", "reasons": [*d.reasons, why]}) if a in shared else d
             for a, d in decisions.items()}
+
+
+def _settle_by_track_record(loop: Any, category: str, product_id: str,
+                            decisions: dict[str, AttributeDecision]) -> dict[str, Verdict]:
+    """Clashes where one worker has been confirmed right clearly more often than the supervisor: its value
+    stands and the supervisor is not called (still a disagreement in the health figures)."""
+    track = getattr(loop, "track", None)
+    if track is None:
+        return {}
+    out = {}
+    for a, d in decisions.items():
+        if d.status == "conflict" and a != "title":
+            verdict = track.settle(category, a, d.candidates, product_id=product_id)
+            if verdict is not None:
+                out[a] = verdict
+    return out
 
 
 _MISSING = "no worker found a value: give it only if the listing states it, else null"
@@ -330,8 +358,11 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         conf = r.confidence if r else 0.0
         if value is not None and d.attribute != "title" and value.lower() not in haystack:
             conf = min(conf, 0.3)  # an ungrounded ruling is a guess: a person decides
-        sent = r is None or conf < cfg.review_below
+        audited = cfg.learn and r is not None and in_sample(listing.id, d.attribute, cfg.audit_rulings)
+        sent = r is None or conf < cfg.review_below or audited
         why = r.why_disagreed if r else "the supervisor gave no ruling"
+        if audited and conf >= cfg.review_below:
+            why = f"audit sample (LoopConfig.audit_rulings): {why}"
         if not sent and value is not None:
             _keep(plan, listing.id, d.attribute, value, "supervised", model, SUPERVISOR_PROMPT_VERSION, ids, batch_id,
                   conf)

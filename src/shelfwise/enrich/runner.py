@@ -22,6 +22,7 @@ from .escalation import EscalationPolicy
 from .models import EnrichBatch
 from .product import KnowledgeCache, Plan, ProductResult, apply_plans, plan_product
 from .stats import BatchReport, aggregate, write_stats
+from .trust import TrackRecord, TrustConfig
 
 __all__ = ["BatchReport", "EnrichmentLoop", "LoopConfig", "ProductResult", "listing_of"]
 
@@ -70,6 +71,12 @@ class LoopConfig(BaseModel):
     generator_examples: int = Field(3, ge=0, le=8)
     supervisor_examples: int = Field(0, ge=0, le=8)
     commit_after_s: float = Field(1.0, ge=0.0)
+    # Whom to trust in a dispute, learned from resolved review items (trust.py).
+    trust: TrustConfig = TrustConfig()
+    # Share of confident supervisor rulings on disputes that go to the review queue anyway, as a spot check
+    # (their values wait for the answer). The answers are what the track record learns from; 0 = none. Meant for
+    # learn-then-deploy staging, where experts audit; ignored when ``learn`` is False.
+    audit_rulings: float = Field(0.0, ge=0.0, le=1.0)
 
     @field_validator("generator_roles")
     @classmethod
@@ -106,6 +113,7 @@ class EnrichmentLoop:
         self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps)
         self.neighbours = NeighbourIndex(self._embedder())
         self.knowledge = KnowledgeCache()
+        self.track = TrackRecord(config.trust)
         self.escalation = self._new_policy()
         self._schemas: dict[str, Any] = {}
         self._listings: dict[str, Listing] = {}
@@ -156,6 +164,8 @@ class EnrichmentLoop:
             raise InputError("empty batch", fix="pass at least one product id (ingest listings first)")
         batch = self.open_batch(product_ids, batch_id)
         self.knowledge.clear()  # experts may have edited the knowledge base between batches
+        with self.sw.db.session() as s:  # ... and answered review items, which the track record learns from
+            self.track = TrackRecord.from_reviews(s, self.config.trust)
         self._schemas.clear()
         tracker = JobTracker(self.sw.db, f"enrich:{batch.id}")
         pending = tracker.pending(batch.product_ids)

@@ -1,0 +1,169 @@
+"""Whom to trust in a dispute, learned from what people confirmed.
+
+Every resolved review item is a dispute with a human answer: the workers' values (its candidates), the
+supervisor's proposal, and the resolution. From them the loop keeps a *track record* per source (each worker,
+and the supervisor) per category and attribute. When the workers clash again on that attribute and one worker
+has been right clearly more often than the supervisor, its value is taken and the supervisor is not called: a
+learning about the panel itself, not about the listing.
+
+Why from people only: supervisor rulings are not ground truth. On OA-Mine the 1.5B supervisor sided with the
+0.5B worker's longer spans in 44 of 76 disputes and was right in 8 of those (docs/benchmarks.md); a record built
+from its rulings would learn its bias. Estimates shrink from (source, category, attribute) towards
+(source, category) and (source) with ``prior_strength`` pseudo-observations, so a handful of answers on one
+attribute does not swing a decision, while a worker's general record carries over to attributes it has not
+been audited on yet. Pure arithmetic over counts; ``from_reviews`` is the only read."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .agreement import Candidate, normalize
+from .models import ReviewItem
+
+__all__ = ["SUPERVISOR", "TrackRecord", "TrustConfig", "TrustRow", "Verdict", "in_sample"]
+
+SUPERVISOR = "supervisor"  # the supervisor's proposals are scored like a worker's values
+
+
+class TrustConfig(BaseModel):
+    """When a worker's record settles a dispute; frozen and self-validating."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    # Human answers needed, for the worker and for the supervisor alike, before either is judged.
+    min_answers: int = Field(6, ge=1)
+    # The worker must beat the supervisor's estimated accuracy (and every other worker's) by this much.
+    margin: float = Field(0.05, ge=0.0, le=1.0)
+    prior_strength: float = Field(4.0, gt=0.0)
+    # Share of disputes the record could settle that still go to the supervisor (a stable hash of product and
+    # attribute picks them), so a drift in the workers shows up in later audits instead of going unseen.
+    explore: float = Field(0.1, ge=0.0, le=1.0)
+    history: int = Field(5000, ge=1, description="most recent resolved review items read")
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    value: str
+    accuracy: float
+    supervisor_accuracy: float
+
+    @property
+    def reason(self) -> str:
+        return (f"settled by track record: {self.worker} right in {self.accuracy:.0%} of confirmed disputes, "
+                f"the supervisor in {self.supervisor_accuracy:.0%}")
+
+
+class TrustRow(BaseModel):
+    """One line of the track record, for reports."""
+
+    source: str
+    category_path: str
+    attribute: str
+    right: float
+    answers: float
+    accuracy: float  # shrunk estimate
+
+
+_Key = tuple[str, ...]
+
+
+class TrackRecord:
+    def __init__(self, config: TrustConfig | None = None) -> None:
+        self.config = config or TrustConfig()
+        self._right: dict[_Key, float] = defaultdict(float)
+        self._total: dict[_Key, float] = defaultdict(float)
+
+    @classmethod
+    def from_reviews(cls, session: Session, config: TrustConfig | None = None) -> TrackRecord:
+        record = cls(config)
+        rows = session.scalars(select(ReviewItem).where(ReviewItem.status == "resolved", ReviewItem.attribute != "title")
+                               .order_by(ReviewItem.id.desc()).limit(record.config.history)).all()
+        for r in rows:
+            record.observe_dispute(r.category_path, r.attribute, _workers(r.candidates), r.proposed, r.resolution)
+        return record
+
+    def observe(self, source: str, category: str, attribute: str, right: bool) -> None:
+        for key in ((source,), (source, category), (source, category, attribute)):
+            self._total[key] += 1.0
+            self._right[key] += float(right)
+
+    def observe_dispute(self, category: str, attribute: str, workers: Mapping[str, str | None],
+                        proposed: str | None, truth: str | None) -> None:
+        """One confirmed dispute: a worker that gave a value was right or wrong; one that gave none abstained.
+        The supervisor is scored on its proposal, ``None`` included (\"the listing does not say\" can be right)."""
+        want = normalize(truth)
+        for worker, value in workers.items():
+            key = normalize(value)
+            if key is not None:
+                self.observe(worker, category, attribute, key == want)
+        self.observe(SUPERVISOR, category, attribute, normalize(proposed) == want)
+
+    def answers(self, source: str) -> float:
+        return self._total.get((source,), 0.0)
+
+    def accuracy(self, source: str, category: str, attribute: str) -> float:
+        """Shrunk estimate: source overall (Laplace) → in this category → on this attribute."""
+        return self._estimate((source, category, attribute))
+
+    def _estimate(self, key: _Key) -> float:
+        k = self.config.prior_strength
+        mean = (self._right.get(key[:1], 0.0) + 1.0) / (self._total.get(key[:1], 0.0) + 2.0)
+        for depth in range(2, len(key) + 1):
+            mean = (self._right.get(key[:depth], 0.0) + k * mean) / (self._total.get(key[:depth], 0.0) + k)
+        return mean
+
+    def settle(self, category: str, attribute: str, candidates: Sequence[Candidate], *,
+               product_id: str = "") -> Verdict | None:
+        """The value of the worker to trust in this dispute, or ``None``: the supervisor decides."""
+        cfg = self.config
+        present = {c.worker: c for c in candidates if c.key is not None}
+        if not cfg.enabled or len({c.key for c in present.values()}) < 2:
+            return None
+        if self.answers(SUPERVISOR) < cfg.min_answers:
+            return None
+        scored = sorted(((self.accuracy(w, category, attribute), w) for w in present
+                         if self.answers(w) >= cfg.min_answers), reverse=True)
+        if not scored:
+            return None
+        best, worker = scored[0]
+        rival = max([self.accuracy(SUPERVISOR, category, attribute),
+                     *(acc for acc, w in scored[1:] if present[w].key != present[worker].key)])
+        if best < rival + cfg.margin or in_sample(product_id, attribute, cfg.explore):
+            return None
+        return Verdict(worker=worker, value=str(present[worker].value), accuracy=round(best, 4),
+                       supervisor_accuracy=round(self.accuracy(SUPERVISOR, category, attribute), 4))
+
+    def rows(self) -> list[TrustRow]:
+        """Every level of the record (source; source in a category; on an attribute) with its estimate."""
+        out = [TrustRow(source=key[0], category_path=(*key, "")[1], attribute=(*key, "", "")[2],
+                        right=self._right[key], answers=total, accuracy=round(self._estimate(key), 4))
+               for key, total in self._total.items()]
+        return sorted(out, key=lambda r: (r.category_path, r.attribute, -r.accuracy, r.source))
+
+
+def _workers(candidates: Iterable[Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for c in candidates or ():
+        if isinstance(c, Mapping) and c.get("worker"):
+            out[str(c["worker"])] = c.get("value")
+    return out
+
+
+def in_sample(product_id: str, attribute: str, share: float) -> bool:
+    """A stable pseudo-random choice of ``share`` of (product, attribute) pairs: the same pair always gets the
+    same answer, so a resumed batch decides as the crashed run did. Every sample drawn with a smaller share is
+    inside one drawn with a larger share (the explored disputes are among the audited ones)."""
+    if share <= 0.0:
+        return False
+    h = hashlib.blake2b(f"{product_id}\x1f{attribute}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64 < share

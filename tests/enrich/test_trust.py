@@ -1,0 +1,137 @@
+"""The track record: whom to trust in a dispute, learned from resolved review items only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue, TrackRecord, TrustConfig
+from shelfwise.enrich.agreement import Candidate, normalize
+from shelfwise.enrich.trust import SUPERVISOR, in_sample
+from shelfwise.store import Catalog
+from shelfwise.store.events import EventLog
+from tests.enrich.conftest import LISTINGS, generator_double, listing_title, make_app
+
+
+def _cands(**values: str | None) -> list[Candidate]:
+    return [Candidate(worker=w.replace("_", "."), value=v, key=normalize(v)) for w, v in values.items()]
+
+
+def _record(**cfg) -> TrackRecord:  # type: ignore[no-untyped-def]
+    return TrackRecord(TrustConfig(**{"min_answers": 3, "explore": 0.0, **cfg}))
+
+
+def test_no_answers_no_opinion_then_estimates_follow_the_answers():
+    rec = _record()
+    assert rec.accuracy("generator", "Coffee", "Brand") == pytest.approx(0.5)
+    for _ in range(6):
+        rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "K-Cup", "Brewhaus")
+    assert rec.accuracy("generator.alt", "Coffee", "Brand") > 0.8
+    assert rec.accuracy("generator", "Coffee", "Brand") < 0.2
+    assert rec.accuracy(SUPERVISOR, "Coffee", "Brand") < 0.2
+    # Another attribute of the category has no answers of its own: it inherits the worker's record, shrunk.
+    other = rec.accuracy("generator.alt", "Coffee", "Flavor")
+    assert 0.5 < other < rec.accuracy("generator.alt", "Coffee", "Brand")
+
+
+def test_a_worker_that_gave_no_value_is_not_scored_and_none_can_be_the_right_answer():
+    rec = _record()
+    rec.observe_dispute("Shoes", "Color", {"generator": "Red", "generator.alt": None, "kb": None}, None, None)
+    assert rec.answers("generator") == 1 and rec.answers("generator.alt") == 0 and rec.answers("kb") == 0
+    assert rec.accuracy(SUPERVISOR, "Shoes", "Color") > 0.5  # "not stated" was right
+    assert rec.accuracy("generator", "Shoes", "Color") < 0.5
+
+
+def test_settle_needs_answers_for_both_sides_and_a_clear_lead_over_the_supervisor():
+    rec = _record(min_answers=3)
+    clash = _cands(generator="K-Cup", generator_alt="Brewhaus")
+    for _ in range(2):
+        rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "K-Cup", "Brewhaus")
+    assert rec.settle("Coffee", "Brand", clash) is None  # two answers: not enough yet
+    rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "K-Cup", "Brewhaus")
+    verdict = rec.settle("Coffee", "Brand", clash)
+    assert verdict is not None and verdict.worker == "generator.alt" and verdict.value == "Brewhaus"
+    assert verdict.accuracy > verdict.supervisor_accuracy and "settled by track record" in verdict.reason
+    # Agreement is not a dispute, and a supervisor that was right as often is not overruled.
+    assert rec.settle("Coffee", "Brand", _cands(generator="Brewhaus", generator_alt="brewhaus ")) is None
+    fair = _record(min_answers=3)
+    for _ in range(4):
+        fair.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "Brewhaus",
+                             "Brewhaus")
+    assert fair.settle("Coffee", "Brand", clash) is None
+
+
+def test_exploration_keeps_a_stable_share_of_settleable_disputes_for_the_supervisor():
+    rec = _record(explore=1.0)
+    for _ in range(5):
+        rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "K-Cup", "Brewhaus")
+    assert rec.settle("Coffee", "Brand", _cands(generator="K-Cup", generator_alt="Brewhaus"), product_id="p1") is None
+    picks = [in_sample(f"p{i}", "Brand", 0.2) for i in range(2000)]
+    assert 0.15 < sum(picks) / len(picks) < 0.25
+    assert picks == [in_sample(f"p{i}", "Brand", 0.2) for i in range(2000)]  # the same pairs every time
+    assert all(in_sample(f"p{i}", "Brand", 0.5) for i in range(2000) if picks[i])  # nested samples
+    assert not any(in_sample(f"p{i}", "Brand", 0.0) for i in range(100))
+
+
+def test_config_validates_itself():
+    with pytest.raises(ValidationError):
+        TrustConfig(margin=1.5)
+    with pytest.raises(ValidationError):
+        LoopConfig(audit_rulings=-0.1)
+
+
+def _brand_reader(request) -> str:  # type: ignore[no-untyped-def]
+    out = json.loads(generator_double(request))
+    out["Brand"] = listing_title(request).split()[0]
+    return json.dumps(out)
+
+
+def _biased_supervisor(request) -> str:  # type: ignore[no-untyped-def]
+    """Confident and wrong: sides with the worker that reads the pod format as the brand."""
+    return json.dumps({"action": "answer", "rulings": [
+        {"attribute": "Brand", "value": "K-Cup", "why_disagreed": "spans differ", "confidence": 0.9}]})
+
+
+def test_audited_answers_teach_the_loop_to_settle_later_clashes_without_the_supervisor(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    trust = TrustConfig(min_answers=2, explore=0.0)
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
+    learning = EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base))
+    first = learning.run_batch(["c1", "c2"], batch_id="b1")
+    assert first.supervisor_calls == 2 and first.trusted == 0
+    with sw.db.session() as s:  # the confident ruling was held back for the audit, not stored
+        queue = ReviewQueue(s)
+        items = queue.list("open")
+        assert [(i.product_id, i.attribute, i.proposed) for i in items] == [("c1", "Brand", "K-Cup"),
+                                                                          ("c2", "Brand", "K-Cup")]
+        assert all(i.reason.startswith("audit sample") for i in items)
+        for item in items:
+            queue.resolve(item.id, "Brewhaus", learn=False)
+    calls_before = len(sw.backends["supervisor"].requests)
+    results = []
+    second = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c3", "c4"], batch_id="b2",
+                                                                        on_product=results.append)
+    assert second.trusted == 2 and second.supervisor_calls == 0 and second.disagreements == 2
+    assert len(sw.backends["supervisor"].requests) == calls_before
+    assert all(r.values["Brand"] == "Brewhaus" and r.statuses["Brand"] == "trusted" for r in results)
+    with sw.db.session() as s:
+        events = [e.event for e in EventLog(s).read("disagreement", product_id="c3")]
+        assert any("settled by track record: generator.alt" in r for e in events for r in e.reasons)
+        record = TrackRecord.from_reviews(s, trust)
+    assert record.answers("generator.alt") == 2 and record.answers(SUPERVISOR) == 2
+    sw.close()
+
+
+def test_without_learning_no_ruling_is_held_back_for_audit(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    loop = EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, learn=False, compiled_worker=False, supervisor_budget=0.0))
+    results = []
+    loop.run_batch(["c1"], on_product=results.append)
+    assert results[0].statuses["Brand"] == "supervised" and results[0].reviews == 0
+    sw.close()
