@@ -67,7 +67,9 @@ def test_one_generator_failing_leaves_the_other_ones_values_to_the_evaluator(enr
 def test_generator_roles_must_be_distinct():
     with pytest.raises(ValidationError, match="repeats a role"):
         LoopConfig(generator_roles=("worker.generator", "worker.generator"))
-    assert LoopConfig(llm_worker=True).generator_roles == ("worker.generator", "worker.generator.alt")
+    assert LoopConfig().generator_roles == ("worker.generator", "worker.generator.alt")
+    with pytest.raises(ValidationError, match="llm_worker"):  # removed: an empty panel says the same
+        LoopConfig(llm_worker=False)
 
 
 def test_a_value_agreed_for_several_attributes_goes_to_the_evaluator(enrich_settings):

@@ -34,10 +34,9 @@ class LoopConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    llm_worker: bool = True
     # The generator panel: one LLM worker per role, each a different model where available (their clashes are
     # the disagreements the supervisor learns from). On a tie the compiled worker's spelling wins, then the
-    # panel's in this order.
+    # panel's in this order. An empty panel leaves the compiled worker alone.
     generator_roles: tuple[str, ...] = ("worker.generator", "worker.generator.alt")
     compiled_worker: bool = True
     evaluator: bool = True
@@ -107,7 +106,7 @@ class EnrichmentLoop:
         self.generators = [LLMGenerator(sw.llm(role), name=role.removeprefix("worker."),
                                         max_listing_tokens=config.max_listing_tokens,
                                         worked_examples=config.generator_examples)
-                           for role in (config.generator_roles if config.llm_worker else ())]
+                           for role in config.generator_roles]
         self.evaluator = LLMEvaluator(sw.llm("worker.evaluator") if config.evaluator else None,
                                       max_listing_tokens=config.max_listing_tokens)
         self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps)
