@@ -257,6 +257,9 @@ def main() -> None:
         print(json.dumps(overhead()))
         return
     folder = args.data / "oa-mine-extractgpt"
+    # Read before the first model call: a run takes an hour, and the commit is the code that was loaded.
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                            check=False).stdout.strip()
     args.home.mkdir(parents=True, exist_ok=True)
     state_path = args.home / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"rounds": []}
@@ -302,8 +305,6 @@ def main() -> None:
         state_path.write_text(json.dumps(state, indent=1))
         log(f"round {rnd}: {state['rounds'][-1]}")
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                            check=False).stdout.strip()
     if args.stop_after_rounds:
         partial = {"commit": commit, "models": {r: sw.settings.roles[r].model for r in sorted(sw.settings.roles)},
                    "categories": sorted(only) or "all", "n_train": len(train_ids), "n_test": 0,

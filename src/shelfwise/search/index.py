@@ -69,9 +69,9 @@ class SearchIndex:
         if vectors is None:
             parts = [embedder.embed([d.dense_text() for d in docs[i : i + batch]]) for i in range(0, len(docs), batch)]
             vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
-        return cls(docs, LexicalIndex(tokens), DenseIndex(embedder.dim, vectors),
-                   alive=np.ones(len(docs), dtype=bool), embedder_name=embedder.name,
-                   config=config or SearchConfig())
+        config = config or SearchConfig()
+        return cls(docs, LexicalIndex(tokens), DenseIndex(embedder.dim, vectors, build_threads=config.dense_build_threads),
+                   alive=np.ones(len(docs), dtype=bool), embedder_name=embedder.name, config=config)
 
     # -- incremental changes ------------------------------------------------------------------------
     def upsert(self, doc: ProductDoc, embedder: Embedder) -> int:
@@ -106,7 +106,7 @@ class SearchIndex:
         docs = [self.docs[i] for i in keep]
         tokens = [self.lexical.rows[i] for i in keep]
         self.docs, self.lexical = docs, LexicalIndex(tokens)
-        self.dense = DenseIndex(self.dense.dim, self.dense.vectors[keep])
+        self.dense = DenseIndex(self.dense.dim, self.dense.vectors[keep], build_threads=self.config.dense_build_threads)
         self.alive = np.ones(len(docs), dtype=bool)
         self.row_of = {d.id: i for i, d in enumerate(docs)}
         self._refresh_arrays()
