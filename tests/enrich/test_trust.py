@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue, TrackRecord, TrustConfig
 from shelfwise.enrich.agreement import Candidate, normalize
+from shelfwise.enrich.health import health_report
 from shelfwise.enrich.trust import SUPERVISOR, in_sample
 from shelfwise.store import Catalog
 from shelfwise.store.events import EventLog
@@ -122,6 +123,8 @@ def test_audited_answers_teach_the_loop_to_settle_later_clashes_without_the_supe
         events = [e.event for e in EventLog(s).read("disagreement", product_id="c3")]
         assert any("settled by track record: generator.alt" in r for e in events for r in e.reasons)
         record = TrackRecord.from_reviews(s, trust)
+        health = {b.batch_id: b for b in health_report(s).batches}
+    assert health["b1"].trusted == 0 and health["b2"].trusted == 2 and health["b2"].supervisor_rate == 0.0
     assert record.answers("generator.alt") == 2 and record.answers(SUPERVISOR) == 2
     sw.close()
 

@@ -113,10 +113,10 @@ def report(
     sw = open_app()
     with handle_errors(), sw.db.session() as s:
         rep = health_report(s, category_prefix=category)
-    bt = Table("batch", "products", "disagreement rate", "supervisor calls/product", "tokens/product",
-               "seconds/product", "learnings", title="per batch")
+    bt = Table("batch", "products", "disagreement rate", "settled by record", "supervisor calls/product",
+               "tokens/product", "seconds/product", "learnings", title="per batch")
     for b in rep.batches:
-        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", f"{b.supervisor_rate:.2f}",
+        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", str(b.trusted), f"{b.supervisor_rate:.2f}",
                    f"{b.tokens_per_product:.0f}", f"{b.seconds_per_product:.1f}", str(b.learnings))
     console.print(bt)
     at = Table("category", "attribute", "decided", "disagreement", "first→last", "learnings", "before→after",

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import EnrichBatchStat
+from .models import EnrichBatch, EnrichBatchStat
 
 __all__ = ["RANGE", "AttributeHealth", "BatchHealth", "HealthReport", "health_report", "write_chart"]
 
@@ -28,6 +28,9 @@ class BatchHealth(BaseModel):
     tokens_per_product: float
     seconds_per_product: float
     learnings: int
+    # Disagreements settled by the track record without the supervisor (trust.py); from the batch's summary,
+    # so it covers all categories even when the report is filtered to one.
+    trusted: int = 0
 
 
 class AttributeHealth(BaseModel):
@@ -71,7 +74,10 @@ def health_report(session: Session, *, category_prefix: str | None = None, low: 
             b["decided"] += r.decided
             b["disagreements"] += r.disagreements
             per_attr[(r.category_path, r.attribute)].append(r)
+    trusted = {bid: int((summary or {}).get("trusted", 0))
+               for bid, summary in session.execute(select(EnrichBatch.id, EnrichBatch.summary))}
     batches = [BatchHealth(seq=seq, batch_id=str(b["batch_id"]), products=int(b["products"]),
+                           trusted=trusted.get(str(b["batch_id"]), 0),
                            disagreement_rate=_rate(int(b["disagreements"]), int(b["decided"])),
                            supervisor_rate=_rate(int(b["supervisor_calls"]), int(b["products"])),
                            tokens_per_product=round(b["tokens"] / b["products"], 1) if b["products"] else 0.0,
