@@ -73,3 +73,27 @@ def test_search_results_do_not_depend_on_the_string_hash_seed(tmp_path):
     second = _search_in_process(tmp_path, "2")
     assert first["coffee"], "the search returned nothing: the comparison would prove nothing"
     assert first == second
+
+
+def test_simulated_time_fixes_click_decay_and_the_bandit_daypart(app):
+    from datetime import UTC, datetime, timedelta
+
+    from shelfwise.search import clock
+    from shelfwise.search.memory import record_interaction
+    from shelfwise.search.query import SearchContext
+
+    start = datetime(2026, 1, 5, 13, tzinfo=UTC)
+    scores = []
+    for _ in range(2):  # the same sequence of reads gives the same times and decayed scores
+        with clock.simulated_time(start, timedelta(days=30)), app.db.session() as s:
+            first = record_interaction(s, "tent", "p-tent", "click", half_life_days=30)
+            second = record_interaction(s, "tent", "p-tent", "click", half_life_days=30)  # 30 days later
+            assert SearchContext().now == start + 2 * timedelta(days=30)
+            scores.append((first, second))
+        with app.db.session() as s:  # back to no clicks for the second round
+            from shelfwise.search.models import MemoryEntry
+
+            s.query(MemoryEntry).filter(MemoryEntry.source == "observed").delete()
+    assert scores[0] == scores[1]
+    assert scores[0][1] == scores[0][0] * 0.5 + scores[0][0]  # one half-life of decay, then one more click
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(minutes=1)  # the wall clock is back

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..store.models import utcnow
+from .clock import utcnow
 from .documents import ProductDoc
 from .models import MemoryEntry
 from .text import normalize_query, tokenize

@@ -7,7 +7,7 @@ of thousands): cheaper and simpler than per-candidate lookups, and it gives ever
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..contracts import IntentHit, IntentSource
 from ..errors import InputError
+from . import clock
 from .config import FIELDS, SearchConfig
 from .text import tokenize
 
@@ -29,7 +30,7 @@ __all__ = ["Query", "SearchContext", "validate_query"]
 @dataclass(frozen=True)
 class SearchContext:
     user_segment: str | None = None
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    now: datetime = field(default_factory=clock.now)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from ..errors import InputError, UnknownNameError
 from ..store.events import SearchImpression
-from ..store.models import utcnow
 from .bandit import ContextualBandit
+from .clock import utcnow
 from .config import SearchConfig
 from .documents import load_docs
 from .feedback import log_impression, record_feedback

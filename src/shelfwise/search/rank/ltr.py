@@ -44,6 +44,9 @@ class LTRRanker:
             "min_data_in_leaf": self.min_child_samples, "label_gain": list(self.label_gain), "seed": self.seed,
             "num_threads": self.n_jobs, "verbose": -1, "lambdarank_truncation_level": 20,
             "feature_pre_filter": False,
+            # Same data -> same model in any run: LightGBM otherwise picks row- or column-wise histograms by
+            # timing a test at each fit (a load-dependent choice); one thread and a seed do the rest.
+            "force_col_wise": True, "deterministic": True,
         }
         data = lgb.Dataset(X, y, group=list(groups), weight=sample_weight, feature_name=list(FEATURE_NAMES),
                            free_raw_data=True)
