@@ -138,3 +138,36 @@ def test_without_learning_no_ruling_is_held_back_for_audit(enrich_settings):
     loop.run_batch(["c1"], on_product=results.append)
     assert results[0].statuses["Brand"] == "supervised" and results[0].reviews == 0
     sw.close()
+
+
+def test_calibrated_confidence_is_the_record_once_it_has_enough_answers():
+    rec = _record(min_answers=3)
+    assert rec.calibrated(0.5, "Coffee", "Brand") == 0.5  # no answers: the model's own figure
+    for _ in range(3):
+        rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup"}, "K-Cup", "Brewhaus")
+    assert rec.calibrated(0.9, "Coffee", "Brand") < 0.3
+    assert TrackRecord(TrustConfig(min_answers=3, calibrate=False)).calibrated(0.9, "Coffee", "Brand") == 0.9
+
+
+def test_rulings_on_attributes_where_the_supervisor_is_usually_wrong_go_to_a_person(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0}
+    EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, trust=TrustConfig(min_answers=2), **base)).run_batch(
+        ["c1", "c2"], batch_id="b1")
+    with sw.db.session() as s:
+        queue = ReviewQueue(s)
+        for item in queue.list("open"):
+            queue.resolve(item.id, "Brewhaus", learn=False)
+    # Settling by the record is off here, so the (confident, usually wrong) supervisor is asked again.
+    no_settling = TrustConfig(min_answers=2, enabled=False)
+    results = []
+    EnrichmentLoop(sw, LoopConfig(learn=False, trust=no_settling, **base)).run_batch(
+        ["c3"], batch_id="b2", on_product=results.append)
+    assert results[0].supervisor_calls == 1 and results[0].statuses["Brand"] == "review"
+    with sw.db.session() as s:
+        [ruling] = [e.event for e in EventLog(s).read("supervisor_ruling", product_id="c3")]
+        assert ruling.confidence < 0.5 and ruling.sent_to_review
+        assert [i.product_id for i in ReviewQueue(s).list("open")] == ["c3"]
+    sw.close()

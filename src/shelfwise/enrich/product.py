@@ -352,10 +352,13 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         rulings, model = {}, loop.supervisor.llm.model
     haystack = f"{listing.title} {listing.description} {' '.join(listing.bullets)}".lower()
     ids = [lv.id for lv in learnings]
+    track = getattr(loop, "track", None)
     for d in disputes:
         r = rulings.get(d.attribute)
         value = r.value if r else None
         conf = r.confidence if r else 0.0
+        if r is not None and track is not None and d.attribute != "title":
+            conf = track.calibrated(conf, res.category_path, d.attribute)
         if value is not None and d.attribute != "title" and value.lower() not in haystack:
             conf = min(conf, 0.3)  # an ungrounded ruling is a guess: a person decides
         audited = cfg.learn and r is not None and in_sample(listing.id, d.attribute, cfg.audit_rulings)
