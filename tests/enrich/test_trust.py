@@ -146,6 +146,10 @@ def test_calibrated_confidence_is_the_record_once_it_has_enough_answers():
     for _ in range(3):
         rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup"}, "K-Cup", "Brewhaus")
     assert rec.calibrated(0.9, "Coffee", "Brand") < 0.3
+    assert rec.calibrated(0.0, "Coffee", "Flavor") == 0.0  # a guard's zero is never raised
+    for _ in range(6):
+        rec.observe_dispute("Coffee", "Size", {"generator": "M"}, "L", "L")
+    assert rec.calibrated(0.5, "Coffee", "Size") == 0.5  # a good record does not lift a stated doubt
     assert TrackRecord(TrustConfig(min_answers=3, calibrate=False)).calibrated(0.9, "Coffee", "Brand") == 0.9
 
 

@@ -47,7 +47,7 @@ class TrustConfig(BaseModel):
     # attribute picks them), so a drift in the workers shows up in later audits instead of going unseen.
     explore: float = Field(0.1, ge=0.0, le=1.0)
     history: int = Field(5000, ge=1, description="most recent resolved review items read")
-    # Replace the supervisor's stated confidence by its record on the attribute (then ``review_below`` sends
+    # Cap the supervisor's stated confidence at its record on the attribute (then ``review_below`` sends
     # rulings on attributes where it is usually wrong to a person).
     calibrate: bool = True
 
@@ -147,13 +147,13 @@ class TrackRecord:
                        supervisor_accuracy=round(self.accuracy(SUPERVISOR, category, attribute), 4))
 
     def calibrated(self, stated: float, category: str, attribute: str, source: str = SUPERVISOR) -> float:
-        """A ruling's confidence from the record: the estimated share of ``source``'s answers on this attribute
-        that people confirmed, once it has ``min_answers``; until then the confidence the model stated. Small
-        models state a constant (the 1.5B supervisor said 0.5 to every ruling), so only the record tells a
-        ruling that is usually right from one that is usually wrong."""
+        """A ruling's confidence, never above ``source``'s confirmed record on this attribute once it has
+        ``min_answers``: small models state a near-constant figure (the 1.5B supervisor said 0.5 to every
+        ruling), and only the record tells an attribute where it is usually right from one where it is usually
+        wrong. The lower of the two, so a guard's or the model's own doubt (0) is never raised."""
         if not self.config.calibrate or self.answers(source) < self.config.min_answers:
             return stated
-        return round(self.accuracy(source, category, attribute), 4)
+        return min(stated, round(self.accuracy(source, category, attribute), 4))
 
     def rows(self) -> list[TrustRow]:
         """Every level of the record (source; source in a category; on an attribute) with its estimate."""
