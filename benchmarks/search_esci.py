@@ -5,6 +5,8 @@ Dataset. Train, tune and choose on dev queries only; report dev and test.
 
 Writes benchmarks/results/search_esci.json. Document embeddings are cached in benchmarks/work/ (resumable).
 Run the latency part on a quiet machine: ``--latency-only`` re-measures just that (and updates the JSON).
+``--online-only --out PATH`` re-runs only the simulated online learning (with the tuned settings of the last
+full run) and writes its figures to PATH, never to the reported results.
 """
 
 from __future__ import annotations
@@ -203,7 +205,13 @@ def main() -> None:
     ap.add_argument("--latency-only", action="store_true",
                     help="re-measure latency, throughput and update visibility (on a quiet machine) with the "
                          "tuned settings and learned bandit of the last full run; updates the JSON in place")
+    ap.add_argument("--online-only", action="store_true",
+                    help="only the simulated online learning, with the last full run's tuned settings; "
+                         "writes to --out (required), never to benchmarks/results/")
+    ap.add_argument("--out", type=Path, help="where --online-only writes its JSON")
     args = ap.parse_args()
+    if args.online_only and args.out is None:
+        ap.error("--online-only needs --out (it never overwrites benchmarks/results/search_esci.json)")
     global WORK
     if args.embedder != "local":
         WORK = WORK.with_name(f"search_esci_{args.embedder}")
@@ -217,6 +225,9 @@ def main() -> None:
         out = WORK / "search_esci.json"  # smoke runs never overwrite the reported results
     if args.latency_only:
         serving_only(out, products, qrels, dev, test, args.embedder)
+        return
+    if args.online_only:
+        online_only(args.out, out, products, qrels, dev, args.embedder, steps=args.steps)
         return
     log("bm25s baseline")
     base = bm25s_baseline(products, qrels, {"dev": dev, "test": test})
@@ -345,6 +356,41 @@ def serving_only(out: Path, products: list[dict], qrels: dict, dev: list[str], t
     results["serving_measured_separately"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out.write_text(json.dumps(results, indent=1))
     log(f"updated {out}")
+    sw.close()
+
+
+def tuned_searcher(results_path: Path, products: list[dict], embedder: str) -> tuple[Shelfwise, Searcher, dict]:
+    """A searcher with the last full run's tuned settings (no ranker, no bandit state yet)."""
+    results = json.loads(results_path.read_text())
+    tuned = results["tuned"]
+    sw = open_app(products, embedder)
+    with sw.db.session() as s:
+        docs = load_docs(s)
+    vectors, _ = cached_vectors(sw, docs)
+    config = SearchConfig(field_weights=tuned["field_weights"], popularity_weight=tuned["popularity_weight"])
+    index = SearchIndex.build(docs, sw.embedder, config, vectors=vectors)
+    with sw.db.session() as s:
+        s.query(MemoryEntry).filter(MemoryEntry.source == "observed").delete()
+        store_predicted(s, docs)
+    with sw.db.session() as s:
+        memory = MemoryIndex.load(s, index.row_of, len(index.docs), half_life_days=30, predicted_weight=0.3)
+    searcher = Searcher(index, sw.embedder, config=config, memory=memory,
+                        understanding=QueryUnderstanding().fit(index.docs))
+    return sw, searcher, results
+
+
+def online_only(out: Path, results_path: Path, products: list[dict], qrels: dict, dev: list[str], embedder: str,
+                *, steps: int) -> None:
+    """Just the online-learning simulation, as in the full run (same seeds, simulated clock)."""
+    sw, searcher, results = tuned_searcher(results_path, products, embedder)
+    log("online learning (only)")
+    with simulated_time(datetime(2026, 1, 5, 13, tzinfo=UTC), timedelta(milliseconds=100)):
+        online = online_learning(sw, searcher, dev, qrels, steps=steps, log=log)
+    b = searcher.bandit
+    online["bandit"] = {k: getattr(b, k) for k in ("alpha", "epsilon", "ridge", "dim", "default_arm")}
+    online["tuned_from_commit"] = results.get("commit")
+    out.write_text(json.dumps({"online": online}, indent=1))
+    log(f"wrote {out}")
     sw.close()
 
 
