@@ -103,7 +103,7 @@ class TrackRecord:
     def observe_dispute(self, category: str, attribute: str, workers: Mapping[str, str | None],
                         proposed: str | None, truth: str | None) -> None:
         """One confirmed dispute: a worker that gave a value was right or wrong; one that gave none abstained.
-        The supervisor is scored on its proposal, ``None`` included (\"the listing does not say\" can be right)."""
+        The supervisor is scored on its proposal, ``None`` included ("the listing does not say" can be right)."""
         want = normalize(truth)
         for worker, value in workers.items():
             key = normalize(value)
