@@ -335,20 +335,8 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
 
 def serving_only(out: Path, products: list[dict], qrels: dict, dev: list[str], test: list[str], embedder: str) -> None:
     """The serving figures again, with the last full run's tuned settings, ranker parameters and bandit."""
-    results = json.loads(out.read_text())
+    sw, searcher, results = tuned_searcher(out, products, embedder, fresh_memory=False)
     tuned = results["tuned"]
-    sw = open_app(products, embedder)
-    with sw.db.session() as s:
-        docs = load_docs(s)
-    vectors, _ = cached_vectors(sw, docs)
-    config = SearchConfig(field_weights=tuned["field_weights"], popularity_weight=tuned["popularity_weight"])
-    index = SearchIndex.build(docs, sw.embedder, config, vectors=vectors)
-    with sw.db.session() as s:
-        store_predicted(s, docs)
-    with sw.db.session() as s:
-        memory = MemoryIndex.load(s, index.row_of, len(index.docs), half_life_days=30, predicted_weight=0.3)
-    searcher = Searcher(index, sw.embedder, config=config, memory=memory,
-                        understanding=QueryUnderstanding().fit(index.docs))
     X, y, groups = judged_training_data(searcher, {q: qrels[q] for q in dev})
     searcher.ranker = LTRRanker(**tuned["ranker"]).fit(X, y, groups)
     searcher.bandit = ContextualBandit().load(WORK / "bandit.json")
@@ -359,8 +347,10 @@ def serving_only(out: Path, products: list[dict], qrels: dict, dev: list[str], t
     sw.close()
 
 
-def tuned_searcher(results_path: Path, products: list[dict], embedder: str) -> tuple[Shelfwise, Searcher, dict]:
-    """A searcher with the last full run's tuned settings (no ranker, no bandit state yet)."""
+def tuned_searcher(results_path: Path, products: list[dict], embedder: str, *,
+                   fresh_memory: bool = True) -> tuple[Shelfwise, Searcher, dict]:
+    """A searcher with the last full run's tuned settings (no ranker, no bandit state yet). ``fresh_memory``
+    drops the clicks an earlier simulation left in the memory index (the serving figures keep them)."""
     results = json.loads(results_path.read_text())
     tuned = results["tuned"]
     sw = open_app(products, embedder)
@@ -370,7 +360,8 @@ def tuned_searcher(results_path: Path, products: list[dict], embedder: str) -> t
     config = SearchConfig(field_weights=tuned["field_weights"], popularity_weight=tuned["popularity_weight"])
     index = SearchIndex.build(docs, sw.embedder, config, vectors=vectors)
     with sw.db.session() as s:
-        s.query(MemoryEntry).filter(MemoryEntry.source == "observed").delete()
+        if fresh_memory:
+            s.query(MemoryEntry).filter(MemoryEntry.source == "observed").delete()
         store_predicted(s, docs)
     with sw.db.session() as s:
         memory = MemoryIndex.load(s, index.row_of, len(index.docs), half_life_days=30, predicted_weight=0.3)
