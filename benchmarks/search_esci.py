@@ -195,6 +195,10 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+# Simulated time for the offline learning loops (search.clock): a fixed Monday 13:00 UTC, 0.1 s per clock read.
+SIMULATION_START, SIMULATION_TICK = datetime(2026, 1, 5, 13, tzinfo=UTC), timedelta(milliseconds=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -289,7 +293,7 @@ def main() -> None:
     # Simulated time (a fixed Monday 13:00 UTC, 0.1 s per clock read, ~1 h over 20,000 searches): click decay
     # and the bandit's daypart (also when its greedy arm is evaluated below) then do not depend on when or
     # how fast the run happens.
-    with simulated_time(datetime(2026, 1, 5, 13, tzinfo=UTC), timedelta(milliseconds=100)):
+    with simulated_time(SIMULATION_START, SIMULATION_TICK):
         results["online"] = online_learning(sw, searcher, dev, qrels, steps=steps, log=log)
         log(json.dumps(results["online"]))
         # After online learning, the pipeline's arm is the bandit's greedy choice (ranker from judgements again).
@@ -375,7 +379,7 @@ def online_only(out: Path, results_path: Path, products: list[dict], qrels: dict
     """Just the online-learning simulation, as in the full run (same seeds, simulated clock)."""
     sw, searcher, results = tuned_searcher(results_path, products, embedder)
     log("online learning (only)")
-    with simulated_time(datetime(2026, 1, 5, 13, tzinfo=UTC), timedelta(milliseconds=100)):
+    with simulated_time(SIMULATION_START, SIMULATION_TICK):
         online = online_learning(sw, searcher, dev, qrels, steps=steps, log=log)
     b = searcher.bandit
     online["bandit"] = {k: getattr(b, k) for k in ("alpha", "epsilon", "ridge", "dim", "default_arm")}

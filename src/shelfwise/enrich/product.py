@@ -260,13 +260,10 @@ def _settle_by_track_record(loop: Any, category: str, product_id: str,
                             decisions: dict[str, AttributeDecision]) -> dict[str, Verdict]:
     """Clashes where one worker has been confirmed right clearly more often than the supervisor: its value
     stands and the supervisor is not called (still a disagreement in the health figures)."""
-    track = getattr(loop, "track", None)
-    if track is None:
-        return {}
     out = {}
-    for a, d in decisions.items():
-        if d.status == "conflict" and a != "title":
-            verdict = track.settle(category, a, d.candidates, product_id=product_id)
+    for a, d in decisions.items():  # schema attributes only: the title is decided later, in _title
+        if d.status == "conflict":
+            verdict = loop.track.settle(category, a, d.candidates, product_id=product_id)
             if verdict is not None:
                 out[a] = verdict
     return out
@@ -352,13 +349,12 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         rulings, model = {}, loop.supervisor.llm.model
     haystack = f"{listing.title} {listing.description} {' '.join(listing.bullets)}".lower()
     ids = [lv.id for lv in learnings]
-    track = getattr(loop, "track", None)
     for d in disputes:
         r = rulings.get(d.attribute)
         value = r.value if r else None
         conf = r.confidence if r else 0.0
-        if r is not None and track is not None and d.attribute != "title":
-            conf = track.calibrated(conf, res.category_path, d.attribute)
+        if r is not None and d.attribute != "title":
+            conf = loop.track.calibrated(conf, res.category_path, d.attribute)
         if value is not None and d.attribute != "title" and value.lower() not in haystack:
             conf = min(conf, 0.3)  # an ungrounded ruling is a guess: a person decides
         audited = cfg.learn and r is not None and in_sample(listing.id, d.attribute, cfg.audit_rulings)

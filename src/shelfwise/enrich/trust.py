@@ -139,12 +139,12 @@ class TrackRecord:
         if not scored:
             return None
         best, worker = scored[0]
-        rival = max([self.accuracy(SUPERVISOR, category, attribute),
-                     *(acc for acc, w in scored[1:] if present[w].key != present[worker].key)])
+        supervisor = self.accuracy(SUPERVISOR, category, attribute)
+        rival = max([supervisor, *(acc for acc, w in scored[1:] if present[w].key != present[worker].key)])
         if best < rival + cfg.margin or in_sample(product_id, attribute, cfg.explore):
             return None
         return Verdict(worker=worker, value=str(present[worker].value), accuracy=round(best, 4),
-                       supervisor_accuracy=round(self.accuracy(SUPERVISOR, category, attribute), 4))
+                       supervisor_accuracy=round(supervisor, 4))
 
     def calibrated(self, stated: float, category: str, attribute: str, source: str = SUPERVISOR) -> float:
         """A ruling's confidence, never above ``source``'s confirmed record on this attribute once it has
