@@ -250,6 +250,8 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
+    ap.add_argument("--no-screen", action="store_true",
+                    help="vote on every generator value (no screening by confirmed/rejected values and shapes)")
     ap.add_argument("--overhead-only", action="store_true", help="measure the loop overhead, print it, exit")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "enrich_oamine.json")
     args = ap.parse_args()
@@ -276,7 +278,7 @@ def main() -> None:
     trust = TrustConfig(enabled=not args.no_trust)
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples, trust=trust,
-                                         audit_rulings=args.audit_rulings))
+                                         audit_rulings=args.audit_rulings, screen=not args.no_screen))
     done_rounds = {r["round"] for r in state["rounds"]}
     for rnd in range(1, args.rounds + 1):
         if rnd in done_rounds:
@@ -297,6 +299,7 @@ def main() -> None:
         state["rounds"].append({
             "round": rnd, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "settled_by_track_record": report.trusted,
+            "screened_by_kb": report.screened,
             "supervisor_calls": report.supervisor_calls,
             "tokens": report.tokens, "seconds": round(report.seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
             "f1": f1, "escalated_without_disagreement": escalated, "reviews_answered_by_simulated_expert": answered,
@@ -330,7 +333,7 @@ def main() -> None:
         zero_shot(sw, "worker.generator.alt", test_ids, "bench:single-alt", state)
     state_path.write_text(json.dumps(state, indent=1))
     frozen = EnrichmentLoop(sw, LoopConfig(learn=False, review_below=0.0, supervisor_steps=args.supervisor_steps,
-                                           generator_roles=panel, trust=trust,
+                                           generator_roles=panel, trust=trust, screen=not args.no_screen,
                                            supervisor_examples=args.supervisor_examples))
     t0 = time.perf_counter()
     frozen.run_batch(test_ids, batch_id=args.test_batch,
@@ -342,6 +345,7 @@ def main() -> None:
     full = {pid: (r or {}).get("values", {}) for pid, r in full_res.items()}
     full_calls = sum((r or {}).get("supervisor_calls", 0) for r in full_res.values())
     full_trusted = sum(len((r or {}).get("trusted", [])) for r in full_res.values())
+    full_screened = sum(len((r or {}).get("screened", [])) for r in full_res.values())
     with sw.db.session() as s:
         track = [r.model_dump() for r in TrackRecord.from_reviews(s, trust).rows() if not r.category_path]
     full_escalated = sum(1 for r in full_res.values() if r and r.get("supervisor_calls") and not r.get("disagreements"))
@@ -364,7 +368,7 @@ def main() -> None:
             "supervisor_only": {**score(sup, gold), "supervisor_calls": sum(1 for p in test_ids if p in sup)},
             "full_loop": {**score(full, gold), "supervisor_calls": full_calls,
                           "escalated_without_disagreement": full_escalated,
-                          "settled_by_track_record": full_trusted},
+                          "settled_by_track_record": full_trusted, "screened_by_kb": full_screened},
         },
         "audit_rulings": args.audit_rulings, "trust": trust.model_dump(), "track_record_overall": track,
         **_overhead_fields(),

@@ -26,6 +26,7 @@ from .drafts import is_worked, value_drafts, worked_draft
 from .escalation import attribute_prior, uncertainty
 from .kb.types import Evidence, LearningDraft
 from .review import open_review
+from .screening import REJECT_PREFIX, Screen, screen_values
 from .supervisor import SUPERVISOR_PROMPT_VERSION
 from .tools import build_tools
 from .trust import Verdict, in_sample
@@ -51,6 +52,7 @@ class ProductResult(BaseModel):
     uncertainty: float = 0.0  # see escalation.py
     escalated: list[str] = Field(default_factory=list)  # attributes sent to the supervisor without a dispute
     trusted: list[str] = Field(default_factory=list)  # disputes settled by the track record (trust.py)
+    screened: list[str] = Field(default_factory=list)  # worker values dropped before the vote (screening.py)
 
 
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
@@ -67,12 +69,12 @@ def store_value(session: Session, product_id: str, attribute: str, value: str | 
 
 
 class KnowledgeCache:
-    """What one category's workers read from the knowledge base (relevant learnings, normalisers, patterns),
-    cached between products. The loop is the only writer during a batch and drops a category's entry
+    """What one category's workers read from the knowledge base (relevant learnings, normalisers, patterns,
+    the screen of confirmed and rejected values), cached between products. The loop is the only writer during a batch and drops a category's entry
     whenever it adds a learning there; ``clear()`` at each batch start picks up experts' edits."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[list, dict[str, dict[str, str]], dict[str, list[str]]]] = {}
+        self._data: dict[str, tuple[list, dict[str, dict[str, str]], dict[str, list[str]], Screen]] = {}
 
     def clear(self, category: str | None = None) -> None:
         if category is None:
@@ -80,11 +82,12 @@ class KnowledgeCache:
         else:
             self._data.pop(category, None)
 
-    def get(self, kb: Any, category: str, names: list[str], cfg: Any) -> tuple[list, dict, dict]:
+    def get(self, kb: Any, category: str, names: list[str], cfg: Any) -> tuple[list, dict, dict, Screen]:
         if category not in self._data:
             learnings = kb.relevant(category, names, max_items=cfg.max_learnings, max_tokens=cfg.max_learning_tokens)
             synonyms = {a: kb.normalizers(category, a) for a in names}
             patterns: dict[str, list[str]] = {a: [] for a in names}
+            rejected: dict[str, list[str]] = {a: [] for a in names}
             cat, known = category.lower(), {x.id for x in learnings}
             for lv in kb.list(status="active"):
                 if lv.category_path and not cat.startswith(lv.category_path.lower()):
@@ -92,20 +95,31 @@ class KnowledgeCache:
                 if lv.attribute in patterns:
                     patterns[lv.attribute] += [e[len(PATTERN_PREFIX):].strip() for e in lv.examples
                                                if e.startswith(PATTERN_PREFIX)]
+                    rejected[lv.attribute] += [e[len(REJECT_PREFIX):].strip() for e in lv.examples
+                                               if e.startswith(REJECT_PREFIX)]
                 if lv.attribute is None and lv.id not in known and is_worked(lv):
                     learnings.append(lv)  # worked examples are picked per listing, outside the token budget
                     known.add(lv.id)
-            self._data[category] = (learnings, synonyms, patterns)
+            screen = Screen.learn({a: set(synonyms[a].values()) for a in names}, rejected) if cfg.screen else Screen()
+            self._data[category] = (learnings, synonyms, patterns, screen)
         return self._data[category]
 
 
 def _run_workers(loop: Any, listing: Listing, schema: AttributeSchema, learnings: list,
-                 synonyms: dict[str, dict[str, str]], patterns: dict[str, list[str]]) -> list[WorkerOutput]:
+                 synonyms: dict[str, dict[str, str]], patterns: dict[str, list[str]],
+                 screen: Screen) -> tuple[list[WorkerOutput], list[str]]:
+    """Every worker's output, the generators' values screened (screening.py); and what was screened out."""
     outputs: list[WorkerOutput] = []
+    screened: list[str] = []
     names = [a.name for a in schema.attributes]
     for generator in loop.generators:
         try:
-            outputs.append(generator.extract(listing, schema, learnings))
+            out = generator.extract(listing, schema, learnings)
+            kept, dropped = screen_values(out.values, screen)
+            if dropped:
+                screened += [f"{generator.name} {a}={out.values[a]!r}: {why}" for a, why in dropped.items()]
+                out = out.model_copy(update={"values": kept})
+            outputs.append(out)
         except LLMError as exc:  # invalid JSON after retries, or a dead endpoint: the other workers go on
             log.warning("generator %s failed on %s: %s", generator.name, listing.id, exc)
             outputs.append(WorkerOutput(worker=generator.name, model=generator.llm.model, prompt_version="",
@@ -113,7 +127,7 @@ def _run_workers(loop: Any, listing: Listing, schema: AttributeSchema, learnings
     if loop.config.compiled_worker:
         compiled = CompiledExtractor(lambda c, a: synonyms[a], lambda c, a: patterns[a])
         outputs.append(compiled.extract(listing, schema, learnings))
-    return outputs
+    return outputs, screened
 
 
 @dataclass
@@ -180,10 +194,10 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     kb = loop.kb_factory(session)
     category = listing.category_path or schema.category_path
     names = [a.name for a in schema.attributes]
-    learnings, synonyms, patterns = loop.knowledge.get(kb, category, names, cfg)
+    learnings, synonyms, patterns, screen = loop.knowledge.get(kb, category, names, cfg)
     injected = [lv.id for lv in learnings] if loop.generators else []
-    outputs = _run_workers(loop, listing, schema, learnings, synonyms, patterns)
-    res = ProductResult(product_id=listing.id, category_path=category, injected=injected,
+    outputs, screened = _run_workers(loop, listing, schema, learnings, synonyms, patterns, screen)
+    res = ProductResult(product_id=listing.id, category_path=category, injected=injected, screened=screened,
                         tokens=sum(o.tokens for o in outputs), seconds=sum(o.seconds for o in outputs))
     plan = Plan(result=res)
     preferred = ("kb", *(g.name for g in loop.generators))

@@ -1,9 +1,11 @@
 """The human review queue: cases the supervisor could not settle with confidence. A resolution becomes the
 product's value (status ``human``, a gold label) and, where it generalises (the value is a span of the
-title), a learning placed by the knowledge base like any other."""
+title), a learning placed by the knowledge base like any other; the worker values it rules out become a
+rejection learning that screens them out of later votes (screening.py)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -14,10 +16,13 @@ from ..errors import InputError, NotFoundError
 from ..store.catalog import Listing
 from ..store.models import Product, utcnow
 from .agreement import AttributeDecision
-from .kb.types import Evidence
+from .kb.types import Evidence, LearningDraft
 from .models import ReviewItem
+from .screening import REJECT_PREFIX, rejection_text
 
-__all__ = ["ReviewQueue", "ReviewView", "open_review"]
+__all__ = ["ReviewQueue", "ReviewView", "open_review", "rejection_draft"]
+
+_WORDS = re.compile(r"[a-z0-9]+")
 
 
 class ReviewView(BaseModel):
@@ -52,6 +57,26 @@ def open_review(session: Session, listing: Listing, decision: AttributeDecision,
     return item.id
 
 
+def rejection_draft(category_path: str, attribute: str, answer: str | None, candidates: list[dict[str, Any]], *,
+                    evidence: Evidence | None = None) -> LearningDraft | None:
+    """The candidates an expert's answer rules out, as a learning (``reject:`` examples, screening.py).
+
+    A candidate is ruled out when the answer is "no value", or when it shares no word with the answer: a
+    shorter or longer span of the right value ("Medium" for "Medium Roast") is a convention question, not
+    a wrong value, and stays allowed."""
+    words = set(_WORDS.findall(answer.lower())) if answer else set()
+    out: list[str] = []
+    for c in candidates:
+        v = (c.get("value") or "").strip() if isinstance(c, dict) else ""
+        if v and c.get("worker") != "kb" and not words & set(_WORDS.findall(v.lower())) and v not in out:
+            out.append(v)
+    if not out:
+        return None
+    return LearningDraft(category_path=category_path, attribute=attribute,
+                         text=rejection_text(category_path, attribute),
+                         examples=[f"{REJECT_PREFIX} {v}" for v in out], evidence=[evidence] if evidence else [])
+
+
 class ReviewQueue:
     def __init__(self, session: Session, kb: Any = None) -> None:
         self.session, self.kb = session, kb
@@ -77,9 +102,11 @@ class ReviewQueue:
         store_value(self.session, item.product_id, item.attribute, value, status="human", model=f"human:{actor}",
                     prompt_version="review", learning_ids=[], batch_id=item.batch_id, confidence=1.0)
         product = self.session.get(Product, item.product_id)
-        if learn and value and self.kb is not None and product is not None and item.attribute != "title":
+        if learn and self.kb is not None and product is not None and item.attribute != "title":
             ev = Evidence(kind="review", product_id=item.product_id, note=f"review item {item_id} by {actor}")
-            for draft in value_drafts(item.category_path, item.attribute, value, product.title, evidence=ev):
+            drafts = value_drafts(item.category_path, item.attribute, value, product.title, evidence=ev) if value else []
+            rejection = rejection_draft(item.category_path, item.attribute, value, item.candidates, evidence=ev)
+            for draft in [*drafts, *([rejection] if rejection else [])]:
                 placed = self.kb.add(draft, status="active", actor=actor)
                 item.learning_id = item.learning_id or placed.learning_id
         item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", value, actor, utcnow()

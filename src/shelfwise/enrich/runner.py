@@ -39,6 +39,10 @@ class LoopConfig(BaseModel):
     # panel's in this order. An empty panel leaves the compiled worker alone.
     generator_roles: tuple[str, ...] = ("worker.generator", "worker.generator.alt")
     compiled_worker: bool = True
+    # Drop a generator's value before the vote when the knowledge base says it cannot be that attribute: an
+    # expert rejected it, it is confirmed for another attribute, or it breaks the attribute's confirmed shape
+    # (screening.py). Off: every value the generators give is voted on.
+    screen: bool = True
     evaluator: bool = True
     learn: bool = True  # False freezes the knowledge base (read, never write)
     titles: bool = False
