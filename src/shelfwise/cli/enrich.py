@@ -69,7 +69,8 @@ def enrich(
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
         loop = EnrichmentLoop(sw, LoopConfig(titles=titles, audit_rulings=audit_rulings))
-        table = Table("batch", "products", "disagreement rate", "settled by record", "supervisor calls", "reviews",
+        table = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls",
+                      "reviews",
                       "learnings",
                       "tokens", "model s", title="enrichment batches")
         reports = []
@@ -97,7 +98,7 @@ def enrich(
                                            executor=executor, workers=workers, ray_address=ray_address)
         for report in reports:
             table.add_row(report.batch_id, str(report.products), f"{report.disagreement_rate:.0%}",
-                          str(report.trusted), str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
+                          str(report.screened), str(report.trusted), str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
                           str(report.tokens), f"{report.seconds:.1f}")
         console.print(table)
     sw.close()
@@ -113,10 +114,11 @@ def report(
     sw = open_app()
     with handle_errors(), sw.db.session() as s:
         rep = health_report(s, category_prefix=category)
-    bt = Table("batch", "products", "disagreement rate", "settled by record", "supervisor calls/product",
+    bt = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls/product",
                "tokens/product", "seconds/product", "learnings", title="per batch")
     for b in rep.batches:
-        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", str(b.trusted), f"{b.supervisor_rate:.2f}",
+        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", str(b.screened), str(b.trusted),
+                   f"{b.supervisor_rate:.2f}",
                    f"{b.tokens_per_product:.0f}", f"{b.seconds_per_product:.1f}", str(b.learnings))
     console.print(bt)
     at = Table("category", "attribute", "decided", "disagreement", "first→last", "learnings", "before→after",

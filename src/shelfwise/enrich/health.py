@@ -31,6 +31,7 @@ class BatchHealth(BaseModel):
     # Disagreements settled by the track record without the supervisor (trust.py); from the batch's summary,
     # so it covers all categories even when the report is filtered to one.
     trusted: int = 0
+    screened: int = 0  # worker values the knowledge base screened out before the vote (screening.py)
 
 
 class AttributeHealth(BaseModel):
@@ -74,10 +75,10 @@ def health_report(session: Session, *, category_prefix: str | None = None, low: 
             b["decided"] += r.decided
             b["disagreements"] += r.disagreements
             per_attr[(r.category_path, r.attribute)].append(r)
-    trusted = {bid: int((summary or {}).get("trusted", 0))
-               for bid, summary in session.execute(select(EnrichBatch.id, EnrichBatch.summary))}
+    summaries = {bid: summary or {} for bid, summary in session.execute(select(EnrichBatch.id, EnrichBatch.summary))}
     batches = [BatchHealth(seq=seq, batch_id=str(b["batch_id"]), products=int(b["products"]),
-                           trusted=trusted.get(str(b["batch_id"]), 0),
+                           trusted=int(summaries.get(str(b["batch_id"]), {}).get("trusted", 0)),
+                           screened=int(summaries.get(str(b["batch_id"]), {}).get("screened", 0)),
                            disagreement_rate=_rate(int(b["disagreements"]), int(b["decided"])),
                            supervisor_rate=_rate(int(b["supervisor_calls"]), int(b["products"])),
                            tokens_per_product=round(b["tokens"] / b["products"], 1) if b["products"] else 0.0,

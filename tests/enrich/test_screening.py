@@ -1,0 +1,120 @@
+"""Screening generator values with what the knowledge base confirmed (screening.py), pure and in the loop."""
+
+from __future__ import annotations
+
+import json
+
+from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue
+from shelfwise.enrich.kb import KnowledgeBase
+from shelfwise.enrich.review import rejection_draft
+from shelfwise.enrich.screening import REJECT_PREFIX, Screen, screen_values, shape_of
+from shelfwise.store import Catalog
+from tests.enrich.conftest import LISTINGS, generator_double, make_app
+
+
+def test_shape_of_is_about_digits():
+    assert shape_of("12 oz") == "number" and shape_of("8 M US") == "number"
+    assert shape_of("Medium Roast") == "words" and shape_of("Women's") == "words"
+
+
+def test_a_shape_rule_needs_enough_confirmed_values_all_of_one_shape():
+    two = Screen.learn({"Net content": ["12 oz", "1lb"]})
+    assert two.rules == {}  # two values are not enough
+    three = Screen.learn({"Net content": ["12 oz", "1lb", "100 Count"]})
+    assert three.rules["Net content"].shape == "number"
+    assert three.why_not("Net content", "Ground") == "every confirmed Net content (3) has a number"
+    assert three.why_not("Net content", "24 Count") is None
+    mixed = Screen.learn({"Model name": ["Air Max 90", "Tulsa Flat", "8400"]})
+    assert "Model name" not in mixed.rules  # numbers and words both confirmed: no rule
+
+
+def test_rejected_values_with_numbers_make_a_words_rule_only_beside_a_confirmed_word():
+    rejected = {"Caffeine content": ["128 Count", "1lb", "80 Ounce"]}
+    assert Screen.learn({"Caffeine content": []}, rejected).rules == {}
+    screen = Screen.learn({"Caffeine content": ["Decaf"]}, rejected)
+    rule = screen.rules["Caffeine content"]
+    assert (rule.shape, rule.confirmed, rule.rejected) == ("words", 1, 3)
+    assert "3 rejected values had one" in (screen.why_not("Caffeine content", "24.2 Ounces") or "")
+    assert screen.why_not("Caffeine content", "Caffeinated") is None
+
+
+def test_exact_rejections_and_values_owned_by_another_attribute_are_dropped():
+    screen = Screen.learn({"Item form": ["Whole Bean Coffee"], "Flavor": []},
+                          {"Flavor": ["100 Count"]})
+    assert screen.why_not("Flavor", "100 count") == "an expert rejected '100 count' as Flavor"
+    assert screen.why_not("Flavor", "Whole-Bean coffee") == "'Whole-Bean coffee' is a confirmed Item form"
+    assert screen.why_not("Item form", "Whole Bean Coffee") is None
+    assert screen.why_not("Flavor", "Sumatra") is None and screen.why_not("Flavor", None) is None
+
+
+def test_a_value_confirmed_for_the_attribute_is_never_screened():
+    screen = Screen.learn({"Flavor": ["100% Arabica"], "Roast type": ["Dark", "Medium", "Light"]},
+                          {"Flavor": ["100% Arabica"]})
+    assert screen.why_not("Flavor", "100% Arabica") is None
+    shared = Screen.learn({"Flavor": ["Vanilla"], "Specialty": ["Vanilla"]})
+    assert shared.owners == {}  # confirmed for two attributes: owned by neither
+
+
+def test_screen_values_sets_dropped_values_to_none_and_says_why():
+    screen = Screen.learn({"Net content": ["12 oz", "1lb", "100 Count"]})
+    kept, dropped = screen_values({"Net content": "Ground", "Brand": "Brewhaus", "Flavor": None}, screen)
+    assert kept == {"Net content": None, "Brand": "Brewhaus", "Flavor": None}
+    assert list(dropped) == ["Net content"]
+    assert screen_values({"Net content": "Ground"}, Screen()) == ({"Net content": "Ground"}, {})
+
+
+def test_rejection_draft_rules_out_only_candidates_that_share_no_word_with_the_answer():
+    cands = [{"worker": "generator", "value": "100 Count"}, {"worker": "generator.alt", "value": "Assorted"},
+             {"worker": "kb", "value": "Mocha"}, {"worker": "generator.alt", "value": None}]
+    draft = rejection_draft("Coffee", "Flavor", "Assorted Flavored Coffee", cands)
+    assert draft is not None and draft.examples == [f"{REJECT_PREFIX} 100 Count"]
+    assert draft.attribute == "Flavor" and "not the Flavor" in draft.text
+    nothing = rejection_draft("Coffee", "Flavor", None, cands)
+    assert nothing is not None and nothing.examples == [f"{REJECT_PREFIX} 100 Count", f"{REJECT_PREFIX} Assorted"]
+    assert rejection_draft("Coffee", "Flavor", "Assorted", cands[1:2]) is None
+
+
+def _count_as_caffeine(request) -> str:  # type: ignore[no-untyped-def]
+    """The panel's second model: also reads the pack count as the caffeine content (a small model's slip)."""
+    out = json.loads(generator_double(request))
+    out["Brand"] = None
+    if "Caffeine content" in out and out.get("Net content"):
+        out["Caffeine content"] = out["Net content"]
+    return json.dumps(out)
+
+
+def _count_flagging_evaluator(request) -> str:  # type: ignore[no-untyped-def]
+    out = {}
+    for name in request.json_schema["properties"]:
+        wrong = name in ("Caffeine content", "Brand")
+        out[name] = {"correct": not wrong, "reason": "not stated" if wrong else "stated"}
+    return json.dumps(out)
+
+
+def test_an_expert_no_value_answer_screens_the_same_slip_out_of_the_next_batch(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _count_as_caffeine,
+                                      "worker.evaluator": _count_flagging_evaluator})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0}
+    first: list = []
+    EnrichmentLoop(sw, LoopConfig(**base)).run_batch(["c1"], batch_id="b1", on_product=first.append)
+    assert "Caffeine content" in first[0].disagreements and first[0].screened == []
+    with sw.db.session() as s:
+        queue = ReviewQueue(s, KnowledgeBase(s, embedder=sw.embedder))
+        [item] = [i for i in queue.list("open") if i.attribute == "Caffeine content"]
+        queue.resolve(item.id, None, actor="expert")  # "this listing states no caffeine content"
+        rejections = [lv for lv in KnowledgeBase(s).list(status="active") if lv.attribute == "Caffeine content"]
+        assert [lv.examples for lv in rejections] == [[f"{REJECT_PREFIX} 24 Count"]]
+    second: list = []
+    report = EnrichmentLoop(sw, LoopConfig(**base)).run_batch(["c1"], batch_id="b2", on_product=second.append)
+    assert "Caffeine content" not in second[0].disagreements
+    assert second[0].statuses["Caffeine content"] == "empty"
+    assert second[0].screened == [("generator.alt Caffeine content='24 Count': an expert rejected '24 Count' as "
+                                  "Caffeine content")]
+    assert report.screened == 1
+    unscreened: list = []
+    EnrichmentLoop(sw, LoopConfig(screen=False, **base)).run_batch(["c1"], batch_id="b3",
+                                                                   on_product=unscreened.append)
+    assert "Caffeine content" in unscreened[0].disagreements  # the screen, not chance, removed the dispute
+    sw.close()
