@@ -106,9 +106,11 @@ def test_an_expert_no_value_answer_screens_the_same_slip_out_of_the_next_batch(e
         queue.resolve(item.id, None, actor="expert")  # "this listing states no caffeine content"
         rejections = [lv for lv in KnowledgeBase(s).list(status="active") if lv.attribute == "Caffeine content"]
         assert [lv.examples for lv in rejections] == [[f"{REJECT_PREFIX} 24 Count"]]
+        rejection_id = rejections[0].id
     second: list = []
     report = EnrichmentLoop(sw, LoopConfig(**base)).run_batch(["c1"], batch_id="b2", on_product=second.append)
     assert "Caffeine content" not in second[0].disagreements
+    assert rejection_id not in second[0].injected  # enforced by code, so it spends none of the prompt's budget
     assert second[0].statuses["Caffeine content"] == "empty"
     assert second[0].screened == [("generator.alt Caffeine content='24 Count': an expert rejected '24 Count' as "
                                   "Caffeine content")]

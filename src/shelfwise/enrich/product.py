@@ -84,7 +84,9 @@ class KnowledgeCache:
 
     def get(self, kb: Any, category: str, names: list[str], cfg: Any) -> tuple[list, dict, dict, Screen]:
         if category not in self._data:
-            learnings = kb.relevant(category, names, max_items=cfg.max_learnings, max_tokens=cfg.max_learning_tokens)
+            # Rejections are enforced by the screen; in a prompt they would only spend the learnings' budget.
+            learnings = kb.relevant(category, names, max_items=cfg.max_learnings, max_tokens=cfg.max_learning_tokens,
+                                    rules_only=(REJECT_PREFIX,))
             synonyms = {a: kb.normalizers(category, a) for a in names}
             patterns: dict[str, list[str]] = {a: [] for a in names}
             rejected: dict[str, list[str]] = {a: [] for a in names}

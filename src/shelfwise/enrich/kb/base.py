@@ -96,12 +96,13 @@ class KnowledgeBase(LifecycleMixin):
         return out
 
     def relevant(self, category_path: str, attributes: Iterable[str] | None = None, *, max_items: int = 12,
-                 max_tokens: int = 400) -> list[LearningView]:
+                 max_tokens: int = 400, rules_only: tuple[str, ...] = ()) -> list[LearningView]:
         """Active learnings on the product's path for these attributes (or attribute-wide ones), most specific
         first (deeper category, then attribute-specific, then critical, then better supported), greedily
-        packed into ``max_tokens`` as counted on ``LearningView.prompt_text``."""
+        packed into ``max_tokens`` as counted on ``LearningView.prompt_text``. Learnings whose examples all
+        start with one of ``rules_only`` are applied by code, not read by a model, and are left out."""
         attrs = None if attributes is None else tuple(sorted(set(attributes)))
-        key = ("relevant", path_key(category_path), attrs, max_items, max_tokens)
+        key = ("relevant", path_key(category_path), attrs, max_items, max_tokens, rules_only)
         if key in self._cache:
             return list(self._cache[key])  # type: ignore[call-overload]
         rows = self._on_path(category_path, attrs, statuses=("active",))
@@ -111,6 +112,8 @@ class KnowledgeBase(LifecycleMixin):
         for row in rows:
             if len(out) >= max_items:
                 break
+            if rules_only and row.examples and all(str(e).startswith(rules_only) for e in row.examples):
+                continue
             view = self._view(row)
             cost = estimate_tokens(view.prompt_text())
             if used + cost > max_tokens:
