@@ -213,6 +213,8 @@ def main() -> None:
                     help="only the simulated online learning, with the last full run's tuned settings; "
                          "writes to --out (required), never to benchmarks/results/")
     ap.add_argument("--out", type=Path, help="where --online-only writes its JSON")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="--online-only: repeat the simulation with seeds 0..N-1 and report mean and sd of regret")
     args = ap.parse_args()
     if args.online_only and args.out is None:
         ap.error("--online-only needs --out (it never overwrites benchmarks/results/search_esci.json)")
@@ -231,7 +233,7 @@ def main() -> None:
         serving_only(out, products, qrels, dev, test, args.embedder)
         return
     if args.online_only:
-        online_only(args.out, out, products, qrels, dev, args.embedder, steps=args.steps)
+        online_only(args.out, out, products, qrels, dev, args.embedder, steps=args.steps, seeds=args.seeds)
         return
     log("bm25s baseline")
     base = bm25s_baseline(products, qrels, {"dev": dev, "test": test})
@@ -375,15 +377,26 @@ def tuned_searcher(results_path: Path, products: list[dict], embedder: str, *,
 
 
 def online_only(out: Path, results_path: Path, products: list[dict], qrels: dict, dev: list[str], embedder: str,
-                *, steps: int) -> None:
-    """Just the online-learning simulation, as in the full run (same seeds, simulated clock)."""
+                *, steps: int, seeds: int = 1) -> None:
+    """Just the online-learning simulation, as in the full run (seed 0 and the simulated clock); with
+    ``seeds`` > 1 also seeds 1..N-1, and the spread of the regret over them."""
     sw, searcher, results = tuned_searcher(results_path, products, embedder)
-    log("online learning (only)")
-    with simulated_time(SIMULATION_START, SIMULATION_TICK):
-        online = online_learning(sw, searcher, dev, qrels, steps=steps, log=log)
+    runs = []
+    for seed in range(seeds):
+        log(f"online learning (only), seed {seed}")
+        with simulated_time(SIMULATION_START, SIMULATION_TICK):
+            runs.append(online_learning(sw, searcher, dev, qrels, steps=steps, log=log, seed=seed))
+    online = runs[0]
     b = searcher.bandit
     online["bandit"] = {k: getattr(b, k) for k in ("alpha", "epsilon", "ridge", "dim", "default_arm")}
     online["tuned_from_commit"] = results.get("commit")
+    if seeds > 1:
+        keys = ("regret", "regret_uniform_random", "ndcg10_start", "ndcg10_end")
+        online["over_seeds"] = {
+            "seeds": seeds, **{k: [r[k] for r in runs] for k in keys},
+            **{f"{k}_mean": round(float(np.mean([r[k] for r in runs])), 3) for k in keys},
+            **{f"{k}_sd": round(float(np.std([r[k] for r in runs], ddof=1)), 3) for k in keys},
+            "bandit_beat_random": sum(r["regret"] < r["regret_uniform_random"] for r in runs)}
     out.write_text(json.dumps({"online": online}, indent=1))
     log(f"wrote {out}")
     sw.close()

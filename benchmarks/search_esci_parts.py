@@ -117,16 +117,18 @@ def _refresh(sw, searcher) -> None:  # type: ignore[no-untyped-def]
                                                                   if p in index.row_of])
 
 
-def online_learning(sw, searcher, dev: list[str], qrels: dict, *, steps: int, log, checkpoints: int = 10) -> dict:  # type: ignore[no-untyped-def]
+def online_learning(sw, searcher, dev: list[str], qrels: dict, *, steps: int, log, checkpoints: int = 10,  # type: ignore[no-untyped-def]
+                    seed: int = 0) -> dict:
     """Simulated shoppers (position-biased clicks from graded labels) search dev queries; the system learns
-    from clicks only: memory index, bandit, and an IPW-debiased ranker retrained at each checkpoint."""
+    from clicks only: memory index, bandit, and an IPW-debiased ranker retrained at each checkpoint.
+    ``seed`` drives the bandit's exploration, the clicks and the query stream (seed 0 is the reported run)."""
     with sw.db.session() as s:
         s.query(MemoryEntry).filter(MemoryEntry.source == "observed").delete()
     _refresh(sw, searcher)
     searcher.ranker = None
-    searcher.bandit = ContextualBandit(seed=0)
-    sim = ClickSimulator(eta=1.0, seed=1)
-    rng = np.random.default_rng(2)
+    searcher.bandit = ContextualBandit(seed=seed)
+    sim = ClickSimulator(eta=1.0, seed=seed + 1)
+    rng = np.random.default_rng(seed + 2)
     every = max(steps // checkpoints, 1)
     impressions, interactions, texts = [], [], {}
     curve, tables, log_steps, reward_sum = [], [], [], 0.0

@@ -120,3 +120,17 @@ def test_an_expert_no_value_answer_screens_the_same_slip_out_of_the_next_batch(e
                                                                    on_product=unscreened.append)
     assert "Caffeine content" in unscreened[0].disagreements  # the screen, not chance, removed the dispute
     sw.close()
+
+
+def test_shapes_generalise_rejections_and_ownership_unless_a_confirmed_value_has_that_shape():
+    screen = Screen.learn({"Net content": ["100 Count", "1lb"], "Pack size": ["Pack of 1"], "Caffeine content": []},
+                          {"Caffeine content": ["128 Count", "80 Ounce"], "Pack size": ["10 oz", "3 Count"]})
+    assert screen.why_not("Caffeine content", "96 count") == (
+        "'96 count' has the shape of '128 count', which an expert rejected as Caffeine content")
+    assert screen.why_not("Pack size", "12 oz") is not None
+    assert screen.why_not("Flavor", "24 Count") == "'24 Count' has the shape of confirmed Net content values"
+    assert screen.why_not("Net content", "24 count") is None  # its own confirmed shape
+    assert screen.why_not("Pack size", "Pack of 6") is None
+    assert screen.why_not("Caffeine content", "2x Caffeine") is None  # a shape nobody confirmed or rejected
+    voided = Screen.learn({"Pack size": ["Pack of 1", "2 Count"]}, {"Pack size": ["3 Count"]})
+    assert voided.why_not("Pack size", "12 Count") is None  # "2 Count" was confirmed: the shape is allowed

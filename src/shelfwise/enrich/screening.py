@@ -4,10 +4,12 @@ Small generators assign spans to the wrong attribute ("Caffeine content: 128 Cou
 Coffee"); each such value starts a disagreement and a supervisor call. Three rules, all compiled from
 active learnings (no model call), drop a worker's value for one attribute:
 
-- **rejected**: an expert answered a review item with "no value" or another value, and this exact value was
-  a worker's candidate there (the ``reject:`` examples of a rejection learning);
-- **owned elsewhere**: the value is confirmed for another attribute of the category and never for this one
-  (in OA-Mine's train split, 1 product in 1,452 uses one span for two attributes);
+- **rejected**: an expert answered a review item with "no value" or another value, and this value was a
+  worker's candidate there (the ``reject:`` examples of a rejection learning) — or has its shape: a rejected
+  "128 Count" as Caffeine content also rules out "96 Count", unless a confirmed value has that shape;
+- **owned elsewhere**: the value, or its number-and-unit shape ("N Count"), is confirmed for another
+  attribute of the category and never for this one (in OA-Mine's train split, 1 product in 1,452 uses one
+  span for two attributes);
 - **shape**: every confirmed value of the attribute has a number ("12 oz", "8 M US"), or none has
   ("Decaf", "Medium Roast"), with enough support — and this value breaks the pattern.
 
@@ -24,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .compiled import value_pattern
 from .kb.scope import fold
 
 __all__ = ["REJECT_PREFIX", "Screen", "ShapeRule", "rejection_text", "screen_values", "shape_of"]
@@ -70,6 +73,10 @@ class Screen:
     rejected: Mapping[str, frozenset[str]] = field(default_factory=dict)
     rules: Mapping[str, ShapeRule] = field(default_factory=dict)
     owners: Mapping[str, str] = field(default_factory=dict)  # folded value -> its only attribute
+    # Number-and-unit shapes (compiled.value_pattern): rejected ones per attribute, and confirmed ones with
+    # the only attribute that has them.
+    rejected_shapes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # attr -> pattern -> example
+    shape_owners: Mapping[str, str] = field(default_factory=dict)  # pattern -> its only attribute
 
     @classmethod
     def learn(cls, confirmed: Mapping[str, Iterable[str]], rejected: Mapping[str, Iterable[str]] | None = None, *,
@@ -95,7 +102,20 @@ class Screen:
             for v in values:
                 seen[v].add(attr)
         owners = {v: next(iter(attrs)) for v, attrs in seen.items() if len(attrs) == 1}
-        return cls(confirmed=conf, rejected=rej, rules=rules, owners=owners)
+        shapes_of = {a: {p for v in values if (p := value_pattern(v))} for a, values in conf.items()}
+        rejected_shapes: dict[str, dict[str, str]] = {}
+        for attr, values in rej.items():
+            for v in sorted(values):
+                p = value_pattern(v)
+                if p and p not in shapes_of.get(attr, ()):  # a confirmed value of that shape voids it
+                    rejected_shapes.setdefault(attr, {}).setdefault(p, v)
+        by_shape: dict[str, set[str]] = defaultdict(set)
+        for attr, pats in shapes_of.items():
+            for p in pats:
+                by_shape[p].add(attr)
+        shape_owners = {p: next(iter(attrs)) for p, attrs in by_shape.items() if len(attrs) == 1}
+        return cls(confirmed=conf, rejected=rej, rules=rules, owners=owners, rejected_shapes=rejected_shapes,
+                   shape_owners=shape_owners)
 
     def why_not(self, attribute: str, value: str | None) -> str | None:
         """Why ``value`` cannot be the ``attribute`` (None when it may be)."""
@@ -109,6 +129,14 @@ class Screen:
         owner = self.owners.get(key)
         if owner is not None and owner != attribute:
             return f"{value!r} is a confirmed {owner}"
+        pattern = value_pattern(key)  # from the folded form, as the learned shapes are
+        if pattern is not None:
+            like = self.rejected_shapes.get(attribute, {}).get(pattern)
+            if like is not None:
+                return f"{value!r} has the shape of {like!r}, which an expert rejected as {attribute}"
+            owner = self.shape_owners.get(pattern)
+            if owner is not None and owner != attribute:
+                return f"{value!r} has the shape of confirmed {owner} values"
         rule = self.rules.get(attribute)
         if rule is not None and not rule.admits(value):
             return rule.reason()
