@@ -63,15 +63,17 @@ def test_screen_values_sets_dropped_values_to_none_and_says_why():
     assert screen_values({"Net content": "Ground"}, Screen()) == ({"Net content": "Ground"}, {})
 
 
-def test_rejection_draft_rules_out_only_candidates_that_share_no_word_with_the_answer():
-    cands = [{"worker": "generator", "value": "100 Count"}, {"worker": "generator.alt", "value": "Assorted"},
-             {"worker": "kb", "value": "Mocha"}, {"worker": "generator.alt", "value": None}]
-    draft = rejection_draft("Coffee", "Flavor", "Assorted Flavored Coffee", cands)
+def test_rejection_draft_rules_out_number_values_that_share_no_word_with_the_answer():
+    cands = [{"worker": "generator", "value": "100 Count"}, {"worker": "generator.alt", "value": "12 oz"},
+             {"worker": "generator.alt", "value": "Assorted"}, {"worker": "kb", "value": "3 Pack"},
+             {"worker": "generator.alt", "value": None}]
+    draft = rejection_draft("Coffee", "Flavor", "Assorted 12 oz Sampler", cands)
     assert draft is not None and draft.examples == [f"{REJECT_PREFIX} 100 Count"]
     assert draft.attribute == "Flavor" and "not the Flavor" in draft.text
     nothing = rejection_draft("Coffee", "Flavor", None, cands)
-    assert nothing is not None and nothing.examples == [f"{REJECT_PREFIX} 100 Count", f"{REJECT_PREFIX} Assorted"]
-    assert rejection_draft("Coffee", "Flavor", "Assorted", cands[1:2]) is None
+    assert nothing is not None and nothing.examples == [f"{REJECT_PREFIX} 100 Count", f"{REJECT_PREFIX} 12 oz"]
+    # A word value ruled out for one listing may be right for the next: never a rejection learning.
+    assert rejection_draft("Coffee", "Specialty", "Gourmet", [{"worker": "generator", "value": "Organic"}]) is None
 
 
 def _count_as_caffeine(request) -> str:  # type: ignore[no-untyped-def]

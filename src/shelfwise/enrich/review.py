@@ -16,6 +16,7 @@ from ..errors import InputError, NotFoundError
 from ..store.catalog import Listing
 from ..store.models import Product, utcnow
 from .agreement import AttributeDecision
+from .compiled import value_pattern
 from .kb.types import Evidence, LearningDraft
 from .models import ReviewItem
 from .screening import REJECT_PREFIX, rejection_text
@@ -63,12 +64,15 @@ def rejection_draft(category_path: str, attribute: str, answer: str | None, cand
 
     A candidate is ruled out when the answer is "no value", or when it shares no word with the answer: a
     shorter or longer span of the right value ("Medium" for "Medium Roast") is a convention question, not
-    a wrong value, and stays allowed."""
+    a wrong value, and stays allowed. Only number-and-unit values ("128 Count") are kept: their shape
+    generalises to other listings, while a word value ruled out for one listing ("Organic" as Specialty
+    where the label is "Gourmet") may well be right for the next; words are screened by ownership instead."""
     words = set(_WORDS.findall(answer.lower())) if answer else set()
     out: list[str] = []
     for c in candidates:
         v = (c.get("value") or "").strip() if isinstance(c, dict) else ""
-        if v and c.get("worker") != "kb" and not words & set(_WORDS.findall(v.lower())) and v not in out:
+        if (v and c.get("worker") != "kb" and value_pattern(v) and not words & set(_WORDS.findall(v.lower()))
+                and v not in out):
             out.append(v)
     if not out:
         return None
