@@ -70,9 +70,7 @@ def enrich(
                 install_schemas(s, load_schema_file(schemas))
         loop = EnrichmentLoop(sw, LoopConfig(titles=titles, audit_rulings=audit_rulings))
         table = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls",
-                      "reviews",
-                      "learnings",
-                      "tokens", "model s", title="enrichment batches")
+                      "reviews", "learnings", "tokens", "model s", title="enrichment batches")
         reports = []
         for _ in range(batches):
             with sw.db.session() as s:
@@ -98,8 +96,8 @@ def enrich(
                                            executor=executor, workers=workers, ray_address=ray_address)
         for report in reports:
             table.add_row(report.batch_id, str(report.products), f"{report.disagreement_rate:.0%}",
-                          str(report.screened), str(report.trusted), str(report.supervisor_calls), str(report.reviews), str(report.learnings_written),
-                          str(report.tokens), f"{report.seconds:.1f}")
+                          str(report.screened), str(report.trusted), str(report.supervisor_calls), str(report.reviews),
+                          str(report.learnings_written), str(report.tokens), f"{report.seconds:.1f}")
         console.print(table)
     sw.close()
 

@@ -70,8 +70,9 @@ def store_value(session: Session, product_id: str, attribute: str, value: str | 
 
 class KnowledgeCache:
     """What one category's workers read from the knowledge base (relevant learnings, normalisers, patterns,
-    the screen of confirmed and rejected values), cached between products. The loop is the only writer during a batch and drops a category's entry
-    whenever it adds a learning there; ``clear()`` at each batch start picks up experts' edits."""
+    the screen of confirmed and rejected values), cached between products. The loop is the only writer
+    during a batch and drops a category's entry whenever it adds a learning there; ``clear()`` at each
+    batch start picks up experts' edits."""
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[list, dict[str, dict[str, str]], dict[str, list[str]], Screen]] = {}
