@@ -7,7 +7,7 @@ import json
 from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue
 from shelfwise.enrich.kb import KnowledgeBase
 from shelfwise.enrich.review import rejection_draft
-from shelfwise.enrich.screening import REJECT_PREFIX, Screen, screen_values, shape_of
+from shelfwise.enrich.screening import REJECT_PREFIX, Screen, screen_values, shape_of, unit_shape
 from shelfwise.store import Catalog
 from tests.enrich.conftest import LISTINGS, generator_double, make_app
 
@@ -136,3 +136,12 @@ def test_shapes_generalise_rejections_and_ownership_unless_a_confirmed_value_has
     assert screen.why_not("Caffeine content", "2x Caffeine") is None  # a shape nobody confirmed or rejected
     voided = Screen.learn({"Pack size": ["Pack of 1", "2 Count"]}, {"Pack size": ["3 Count"]})
     assert voided.why_not("Pack size", "12 Count") is None  # "2 Count" was confirmed: the shape is allowed
+
+
+def test_unit_spellings_share_a_shape_so_a_rejected_ounce_rules_out_oz():
+    assert unit_shape("12 Ounce") == unit_shape("3.42-Ounce") == unit_shape("24.2 ounces") == unit_shape("12 oz.")
+    assert unit_shape("100 Count") == unit_shape("96 ct") != unit_shape("12 oz")
+    assert unit_shape("Organic") is None and unit_shape("8400") is None
+    screen = Screen.learn({"Caffeine content": []}, {"Caffeine content": ["80 Ounce"]})
+    assert screen.why_not("Caffeine content", "12 oz") is not None
+    assert screen.why_not("Caffeine content", "12 Count") is None

@@ -26,13 +26,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .agreement import normalize
 from .compiled import value_pattern
 from .kb.scope import fold
 
-__all__ = ["REJECT_PREFIX", "Screen", "ShapeRule", "rejection_text", "screen_values", "shape_of"]
+__all__ = ["REJECT_PREFIX", "Screen", "ShapeRule", "rejection_text", "screen_values", "shape_of", "unit_shape"]
 
 REJECT_PREFIX = "reject:"
 Shape = Literal["number", "words"]
+
+
+def unit_shape(value: str) -> str | None:
+    """A value's number-and-unit shape with units spelled one way ("12 Ounce", "12-oz." and "3.42 ounces"
+    all give the shape of "N oz"); None for values without both a number and a word."""
+    canon = normalize(fold(value))
+    return value_pattern(canon) if canon else None
 
 
 def shape_of(value: str) -> Shape:
@@ -73,7 +81,7 @@ class Screen:
     rejected: Mapping[str, frozenset[str]] = field(default_factory=dict)
     rules: Mapping[str, ShapeRule] = field(default_factory=dict)
     owners: Mapping[str, str] = field(default_factory=dict)  # folded value -> its only attribute
-    # Number-and-unit shapes (compiled.value_pattern): rejected ones per attribute, and confirmed ones with
+    # Number-and-unit shapes (unit_shape): rejected ones per attribute, and confirmed ones with
     # the only attribute that has them.
     rejected_shapes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # attr -> pattern -> example
     shape_owners: Mapping[str, str] = field(default_factory=dict)  # pattern -> its only attribute
@@ -102,11 +110,11 @@ class Screen:
             for v in values:
                 seen[v].add(attr)
         owners = {v: next(iter(attrs)) for v, attrs in seen.items() if len(attrs) == 1}
-        shapes_of = {a: {p for v in values if (p := value_pattern(v))} for a, values in conf.items()}
+        shapes_of = {a: {p for v in values if (p := unit_shape(v))} for a, values in conf.items()}
         rejected_shapes: dict[str, dict[str, str]] = {}
         for attr, values in rej.items():
             for v in sorted(values):
-                p = value_pattern(v)
+                p = unit_shape(v)
                 if p and p not in shapes_of.get(attr, ()):  # a confirmed value of that shape voids it
                     rejected_shapes.setdefault(attr, {}).setdefault(p, v)
         by_shape: dict[str, set[str]] = defaultdict(set)
@@ -129,7 +137,7 @@ class Screen:
         owner = self.owners.get(key)
         if owner is not None and owner != attribute:
             return f"{value!r} is a confirmed {owner}"
-        pattern = value_pattern(key)  # from the folded form, as the learned shapes are
+        pattern = unit_shape(key)
         if pattern is not None:
             like = self.rejected_shapes.get(attribute, {}).get(pattern)
             if like is not None:
