@@ -34,7 +34,7 @@ def test_rejected_values_with_numbers_make_a_words_rule_only_beside_a_confirmed_
     screen = Screen.learn({"Caffeine content": ["Decaf"]}, rejected)
     rule = screen.rules["Caffeine content"]
     assert (rule.shape, rule.confirmed, rule.rejected) == ("words", 1, 3)
-    assert "3 rejected values had one" in (screen.why_not("Caffeine content", "24.2 Ounces") or "")
+    assert "3 rejected values had one" in (screen.why_not("Caffeine content", "2x Caffeine") or "")
     assert screen.why_not("Caffeine content", "Caffeinated") is None
 
 
