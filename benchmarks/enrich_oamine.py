@@ -162,6 +162,29 @@ def _audit_worked(kb: KnowledgeBase, lv, gold: dict[str, dict], by_title: dict[s
     return 1
 
 
+def probe(args, sw: Shelfwise, learning: LoopConfig, held_out: list[dict], commit: str) -> None:  # type: ignore[no-untyped-def]
+    """Disagreement on held-out train products with the KB frozen as it is in --home (see --probe-only)."""
+    rows = stratified(held_out, args.probe_only, args.seed + 1)
+    ids = sorted(ingest(sw, rows, "train"), key=lambda p: p)
+    frozen = EnrichmentLoop(sw, learning.model_copy(update={"learn": False, "review_below": 0.0, "audit_rulings": 0.0}))
+    with sw.db.session() as s:
+        learnings = len(KnowledgeBase(s).list(status="active"))
+    t0 = time.perf_counter()
+    report = frozen.run_batch(ids, batch_id=args.probe_batch,
+                              on_product=lambda r: log(f"probe: {r.product_id} disagreements={r.disagreements}"))
+    results = JobTracker(sw.db, f"enrich:{args.probe_batch}").results()
+    preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
+    gold = {f"train-{r['i']}": r["gold"] for r in rows}
+    out = {"commit": commit, "probe": {
+        "home": str(args.home), "batch": args.probe_batch, "products": report.products, "active_learnings": learnings,
+        "disagreement_rate": round(report.disagreement_rate, 4), "disagreements": report.disagreements,
+        "decided": report.decided, "settled_by_track_record": report.trusted, "screened_by_kb": report.screened,
+        "supervisor_calls": report.supervisor_calls, "f1": score(preds, gold)["f1"],
+        "wall_seconds": round(time.perf_counter() - t0, 1)}}
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    log(json.dumps(out))
+
+
 def zero_shot(sw: Shelfwise, role: str, ids: list[str], job: str, state: dict) -> dict:
     """One model alone, no learnings; predictions kept in the job table (resumable)."""
     tracker = JobTracker(sw.db, job)
@@ -250,11 +273,19 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
+    ap.add_argument("--probe-only", type=int, default=0, metavar="N",
+                    help="only extract N held-out TRAIN products (never in the rounds' sample) with the frozen "
+                         "KB in --home, and report their disagreement rate: in a fresh home that is the "
+                         "no-learning baseline, in a copy of a home after its rounds the learned state — the same "
+                         "products both times, so the difference is the learnings' effect, not the product mix")
+    ap.add_argument("--probe-batch", default="probe", help="batch id of --probe-only (resumable)")
     ap.add_argument("--no-screen", action="store_true",
                     help="vote on every generator value (no screening by confirmed/rejected values and shapes)")
     ap.add_argument("--overhead-only", action="store_true", help="measure the loop overhead, print it, exit")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "enrich_oamine.json")
     args = ap.parse_args()
+    if args.probe_only and args.out == ap.get_default("out"):
+        ap.error("--probe-only needs --out (it never overwrites benchmarks/results/enrich_oamine.json)")
     if args.overhead_only:
         print(json.dumps(overhead()))
         return
@@ -279,6 +310,9 @@ def main() -> None:
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples, trust=trust,
                                          audit_rulings=args.audit_rulings, screen=not args.no_screen))
+    if args.probe_only:
+        probe(args, sw, loop.config, [r for r in train if r not in sample], commit)
+        return
     done_rounds = {r["round"] for r in state["rounds"]}
     for rnd in range(1, args.rounds + 1):
         if rnd in done_rounds:
