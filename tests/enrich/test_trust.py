@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue, TrackRecord, TrustConfig
 from shelfwise.enrich.agreement import Candidate, normalize
 from shelfwise.enrich.health import health_report
-from shelfwise.enrich.trust import SUPERVISOR, in_sample
+from shelfwise.enrich.trust import EVALUATOR, SUPERVISOR, in_sample
 from shelfwise.store import Catalog
 from shelfwise.store.events import EventLog
 from tests.enrich.conftest import LISTINGS, generator_double, listing_title, make_app
@@ -174,4 +174,64 @@ def test_rulings_on_attributes_where_the_supervisor_is_usually_wrong_go_to_a_per
         [ruling] = [e.event for e in EventLog(s).read("supervisor_ruling", product_id="c3")]
         assert ruling.confidence < 0.5 and ruling.sent_to_review
         assert [i.product_id for i in ReviewQueue(s).list("open")] == ["c3"]
+    sw.close()
+
+
+def test_a_flag_on_a_single_source_value_scores_the_evaluator_and_can_settle_it():
+    rec = _record()
+    for _ in range(3):  # one value between the workers: it reached review through the evaluator's flag
+        rec.observe_dispute("Coffee", "Flavor", {"generator": "Whole Bean", "generator.alt": None}, "Whole Bean", None)
+    assert rec.answers(EVALUATOR) == 3 and rec.accuracy(EVALUATOR, "Coffee", "Flavor") > 0.7
+    assert rec.accuracy(SUPERVISOR, "Coffee", "Flavor") < 0.3
+    verdict = rec.drop("Coffee", "Flavor", product_id="p1")
+    assert verdict is not None and verdict.value is None and "confirmed flags" in verdict.reason
+    rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "K-Cup", "Brewhaus")
+    assert rec.answers(EVALUATOR) == 3  # a clash between two values is not a flag
+    assert _record(min_answers=4).drop("Coffee", "Flavor") is None  # too few answers: the supervisor decides
+    assert TrackRecord(TrustConfig(min_answers=3, enabled=False)).drop("Coffee", "Flavor") is None
+
+
+def _fills_flavor(request) -> str:  # type: ignore[no-untyped-def]
+    """The panel's second model: abstains on the brand and reads the pod format as a flavour."""
+    out = json.loads(generator_double(request))
+    out["Brand"] = None
+    if "Flavor" in out:
+        out["Flavor"] = "K-Cup Pods"
+    return json.dumps(out)
+
+
+def _flavor_flagging_evaluator(request) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps({name: {"correct": name != "Flavor", "reason": "a pod format, not a flavour"
+                              if name == "Flavor" else "stated"} for name in request.json_schema["properties"]})
+
+
+def _flavor_supervisor(request) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps({"action": "answer", "rulings": [
+        {"attribute": "Flavor", "value": "K-Cup Pods", "why_disagreed": "flagged", "confidence": 0.9}]})
+
+
+def test_confirmed_flags_let_the_loop_drop_a_flagged_value_without_the_supervisor(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _fills_flavor, "supervisor": _flavor_supervisor,
+                                      "worker.evaluator": _flavor_flagging_evaluator})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    trust = TrustConfig(min_answers=2, explore=0.0)
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
+    first = EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base)).run_batch(["c1", "c2"], batch_id="b1")
+    assert first.supervisor_calls == 2 and first.trusted == 0
+    with sw.db.session() as s:
+        queue = ReviewQueue(s)
+        for item in queue.list("open"):
+            assert item.attribute == "Flavor"
+            queue.resolve(item.id, None, learn=False)  # the listing states no flavour: the flag was right
+    calls = len(sw.backends["supervisor"].requests)
+    results = []
+    second = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c3"], batch_id="b2",
+                                                                        on_product=results.append)
+    assert second.supervisor_calls == 0 and second.trusted == 1 and second.disagreements == 1
+    assert len(sw.backends["supervisor"].requests) == calls
+    assert results[0].statuses["Flavor"] == "empty" and "Flavor" not in results[0].values
+    with sw.db.session() as s:
+        [event] = [e.event for e in EventLog(s).read("disagreement", product_id="c3")]
+        assert any("settled by track record: evaluator" in r for r in event.reasons)
     sw.close()

@@ -225,9 +225,15 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     def kept_model(a: str) -> str:
         return "+".join(sorted({o.model for o in outputs if o.values.get(a) is not None} or {"rules"}))
 
-    for a, d in decisions.items():
+    for a, d in list(decisions.items()):
         if d.status == "conflict" or a in flags:
-            disputes.append(d.model_copy(update={"reasons": [*d.reasons, *([flags[a]] if a in flags else [])]}))
+            d = d.model_copy(update={"reasons": [*d.reasons, *([flags[a]] if a in flags else [])]})
+            dropped = loop.track.drop(category, a, product_id=listing.id) if d.status == "check" else None
+            if dropped is None:
+                disputes.append(d)
+            else:  # the evaluator's flags on this attribute are trusted over the supervisor: the value goes
+                trusted[a] = dropped
+                decisions[a] = d.model_copy(update={"status": "trusted", "value": None})
     disputed = {d.attribute for d in disputes}
     models = {o.worker: o.model for o in outputs}
     res.trusted = list(trusted)
@@ -239,7 +245,9 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     for a, d in decisions.items():
         if a in disputed or a in held:
             continue
-        if a in trusted:
+        if a in trusted and trusted[a].value is None:
+            res.statuses[a] = "empty"
+        elif a in trusted:
             _keep(plan, listing.id, a, trusted[a].value, "trusted", models.get(trusted[a].worker, trusted[a].worker),
                   pv, injected, batch_id, trusted[a].accuracy)
         elif d.value is not None:

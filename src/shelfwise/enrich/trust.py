@@ -27,9 +27,13 @@ from sqlalchemy.orm import Session
 from .agreement import Candidate, normalize
 from .models import ReviewItem
 
-__all__ = ["SUPERVISOR", "TrackRecord", "TrustConfig", "TrustRow", "Verdict", "in_sample"]
+__all__ = ["EVALUATOR", "SUPERVISOR", "TrackRecord", "TrustConfig", "TrustRow", "Verdict", "in_sample"]
 
 SUPERVISOR = "supervisor"  # the supervisor's proposals are scored like a worker's values
+# The evaluator's flag on a single-source value ("this value is wrong") is scored too: a dispute whose workers
+# gave one value between them reached review only through a flag, and the flag was right when the answer is
+# another value or none.
+EVALUATOR = "evaluator"
 
 
 class TrustConfig(BaseModel):
@@ -56,13 +60,14 @@ class Verdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     worker: str
-    value: str
+    value: str | None  # None: the evaluator's flag stands and the flagged value is dropped
     accuracy: float
     supervisor_accuracy: float
 
     @property
     def reason(self) -> str:
-        return (f"settled by track record: {self.worker} right in {self.accuracy:.0%} of confirmed disputes, "
+        what = "confirmed flags" if self.worker == EVALUATOR else "confirmed disputes"
+        return (f"settled by track record: {self.worker} right in {self.accuracy:.0%} of {what}, "
                 f"the supervisor in {self.supervisor_accuracy:.0%}")
 
 
@@ -105,10 +110,14 @@ class TrackRecord:
         """One confirmed dispute: a worker that gave a value was right or wrong; one that gave none abstained.
         The supervisor is scored on its proposal, ``None`` included ("the listing does not say" can be right)."""
         want = normalize(truth)
+        given = set()
         for worker, value in workers.items():
             key = normalize(value)
             if key is not None:
                 self.observe(worker, category, attribute, key == want)
+                given.add(key)
+        if len(given) == 1:  # one value between them: the evaluator flagged it
+            self.observe(EVALUATOR, category, attribute, next(iter(given)) != want)
         self.observe(SUPERVISOR, category, attribute, normalize(proposed) == want)
 
     def answers(self, source: str) -> float:
@@ -145,6 +154,17 @@ class TrackRecord:
             return None
         return Verdict(worker=worker, value=str(present[worker].value), accuracy=round(best, 4),
                        supervisor_accuracy=round(supervisor, 4))
+
+    def drop(self, category: str, attribute: str, *, product_id: str = "") -> Verdict | None:
+        """Whether the evaluator's flag on a single-source value settles it (the value is dropped, no
+        supervisor call): its flags were confirmed clearly more often than the supervisor's proposals were."""
+        cfg = self.config
+        if not cfg.enabled or min(self.answers(SUPERVISOR), self.answers(EVALUATOR)) < cfg.min_answers:
+            return None
+        flags, supervisor = self.accuracy(EVALUATOR, category, attribute), self.accuracy(SUPERVISOR, category, attribute)
+        if flags < supervisor + cfg.margin or in_sample(product_id, attribute, cfg.explore):
+            return None
+        return Verdict(worker=EVALUATOR, value=None, accuracy=round(flags, 4), supervisor_accuracy=round(supervisor, 4))
 
     def calibrated(self, stated: float, category: str, attribute: str, source: str = SUPERVISOR) -> float:
         """A ruling's confidence, never above ``source``'s confirmed record on this attribute once it has
