@@ -165,7 +165,7 @@ def _audit_worked(kb: KnowledgeBase, lv, gold: dict[str, dict], by_title: dict[s
 def probe(args, sw: Shelfwise, learning: LoopConfig, held_out: list[dict], commit: str) -> None:  # type: ignore[no-untyped-def]
     """Disagreement on held-out train products with the KB frozen as it is in --home (see --probe-only)."""
     rows = stratified(held_out, args.probe_only, args.seed + 1)
-    ids = sorted(ingest(sw, rows, "train"), key=lambda p: p)
+    ids = sorted(ingest(sw, rows, "train"))
     frozen = EnrichmentLoop(sw, learning.model_copy(update={"learn": False, "review_below": 0.0, "audit_rulings": 0.0}))
     with sw.db.session() as s:
         learnings = len(KnowledgeBase(s).list(status="active"))
