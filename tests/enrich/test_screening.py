@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue
+from shelfwise.enrich.drafts import rejection_draft
 from shelfwise.enrich.kb import KnowledgeBase
-from shelfwise.enrich.review import rejection_draft
 from shelfwise.enrich.screening import REJECT_PREFIX, Screen, screen_values, shape_of, unit_shape
 from shelfwise.store import Catalog
 from tests.enrich.conftest import LISTINGS, generator_double, make_app

@@ -5,15 +5,24 @@
 - a *pattern* learning for values with numbers ("14 M US" -> a regex), same merging;
 - the supervisor's own prose learning, with a worked example, when it wrote one;
 - a *worked example* per settled product (category-wide, fixed text, so they merge into one learning that
-  keeps the newest 8): the listing and every value, which small generators read as few-shot examples."""
+  keeps the newest 8): the listing and every value, which small generators read as few-shot examples;
+- a *rejection* learning per (category, attribute) for the number-and-unit values a person's review answer
+  rules out (fixed text, ``reject:`` examples), which the screen applies before the vote (screening.py)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from .compiled import PATTERN_PREFIX, value_pattern
 from .kb.types import Evidence, LearningDraft, LearningView
+from .screening import REJECT_PREFIX
 
 __all__ = ["WORKED_PREFIX", "format_worked", "gazetteer_text", "is_worked", "parse_worked", "pattern_text",
-           "value_drafts", "worked_draft", "worked_text"]
+           "rejection_draft", "rejection_text", "value_drafts", "worked_draft", "worked_text"]
+
+_WORDS = re.compile(r"[a-z0-9]+")
 
 WORKED_PREFIX = "worked:"
 
@@ -53,6 +62,33 @@ def value_drafts(category_path: str, attribute: str, value: str, title: str, *, 
         drafts.append(LearningDraft(category_path=category_path, attribute=attribute, text=text.strip()[:600],
                                     examples=[example], evidence=ev))
     return drafts
+
+
+def rejection_text(category_path: str, attribute: str) -> str:
+    return f"In {_scope(category_path)}, an expert confirmed that these values are not the {attribute}."
+
+
+def rejection_draft(category_path: str, attribute: str, answer: str | None,
+                    candidates: Sequence[Mapping[str, Any]], *, evidence: Evidence | None = None) -> LearningDraft | None:
+    """The candidates an expert's answer rules out, as a learning (``reject:`` examples, screening.py).
+
+    A candidate is ruled out when the answer is "no value", or when it shares no word with the answer: a
+    shorter or longer span of the right value ("Medium" for "Medium Roast") is a convention question, not
+    a wrong value, and stays allowed. Only number-and-unit values ("128 Count") are kept: their shape
+    generalises to other listings, while a word value ruled out for one listing ("Organic" as Specialty
+    where the label is "Gourmet") may well be right for the next; words are screened by ownership instead."""
+    words = set(_WORDS.findall(answer.lower())) if answer else set()
+    out: list[str] = []
+    for c in candidates:
+        v = (c.get("value") or "").strip() if isinstance(c, Mapping) else ""
+        if (v and c.get("worker") != "kb" and value_pattern(v) and not words & set(_WORDS.findall(v.lower()))
+                and v not in out):
+            out.append(v)
+    if not out:
+        return None
+    return LearningDraft(category_path=category_path, attribute=attribute,
+                         text=rejection_text(category_path, attribute),
+                         examples=[f"{REJECT_PREFIX} {v}" for v in out], evidence=[evidence] if evidence else [])
 
 
 def worked_text(category_path: str) -> str:

@@ -5,7 +5,6 @@ rejection learning that screens them out of later votes (screening.py)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -16,14 +15,10 @@ from ..errors import InputError, NotFoundError
 from ..store.catalog import Listing
 from ..store.models import Product, utcnow
 from .agreement import AttributeDecision
-from .compiled import value_pattern
-from .kb.types import Evidence, LearningDraft
+from .kb.types import Evidence
 from .models import ReviewItem
-from .screening import REJECT_PREFIX, rejection_text
 
-__all__ = ["ReviewQueue", "ReviewView", "open_review", "rejection_draft"]
-
-_WORDS = re.compile(r"[a-z0-9]+")
+__all__ = ["ReviewQueue", "ReviewView", "open_review"]
 
 
 class ReviewView(BaseModel):
@@ -58,29 +53,6 @@ def open_review(session: Session, listing: Listing, decision: AttributeDecision,
     return item.id
 
 
-def rejection_draft(category_path: str, attribute: str, answer: str | None, candidates: list[dict[str, Any]], *,
-                    evidence: Evidence | None = None) -> LearningDraft | None:
-    """The candidates an expert's answer rules out, as a learning (``reject:`` examples, screening.py).
-
-    A candidate is ruled out when the answer is "no value", or when it shares no word with the answer: a
-    shorter or longer span of the right value ("Medium" for "Medium Roast") is a convention question, not
-    a wrong value, and stays allowed. Only number-and-unit values ("128 Count") are kept: their shape
-    generalises to other listings, while a word value ruled out for one listing ("Organic" as Specialty
-    where the label is "Gourmet") may well be right for the next; words are screened by ownership instead."""
-    words = set(_WORDS.findall(answer.lower())) if answer else set()
-    out: list[str] = []
-    for c in candidates:
-        v = (c.get("value") or "").strip() if isinstance(c, dict) else ""
-        if (v and c.get("worker") != "kb" and value_pattern(v) and not words & set(_WORDS.findall(v.lower()))
-                and v not in out):
-            out.append(v)
-    if not out:
-        return None
-    return LearningDraft(category_path=category_path, attribute=attribute,
-                         text=rejection_text(category_path, attribute),
-                         examples=[f"{REJECT_PREFIX} {v}" for v in out], evidence=[evidence] if evidence else [])
-
-
 class ReviewQueue:
     def __init__(self, session: Session, kb: Any = None) -> None:
         self.session, self.kb = session, kb
@@ -93,7 +65,7 @@ class ReviewQueue:
 
     def resolve(self, item_id: int, value: str | None, *, actor: str = "expert", learn: bool = True) -> ReviewView:
         """Settle an item: store ``value`` as the human label, and write a learning where it generalises."""
-        from .drafts import value_drafts
+        from .drafts import rejection_draft, value_drafts
         from .product import store_value
 
         item = self.session.get(ReviewItem, item_id)

@@ -30,7 +30,7 @@ from .agreement import normalize
 from .compiled import value_pattern
 from .kb.scope import fold
 
-__all__ = ["REJECT_PREFIX", "Screen", "ShapeRule", "rejection_text", "screen_values", "shape_of", "unit_shape"]
+__all__ = ["REJECT_PREFIX", "Screen", "ShapeRule", "screen_values", "shape_of", "unit_shape"]
 
 REJECT_PREFIX = "reject:"
 Shape = Literal["number", "words"]
@@ -45,12 +45,6 @@ def unit_shape(value: str) -> str | None:
 
 def shape_of(value: str) -> Shape:
     return "number" if re.search(r"\d", value) else "words"
-
-
-def rejection_text(category_path: str, attribute: str) -> str:
-    """Fixed text, so every rejection for one (category, attribute) merges into the same learning."""
-    scope = category_path.split(">")[-1].strip() or "all categories"
-    return f"In {scope}, an expert confirmed that these values are not the {attribute}."
 
 
 class ShapeRule(BaseModel):
