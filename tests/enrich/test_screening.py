@@ -6,6 +6,7 @@ import json
 
 from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue
 from shelfwise.enrich.drafts import rejection_draft
+from shelfwise.enrich.health import health_report
 from shelfwise.enrich.kb import KnowledgeBase
 from shelfwise.enrich.screening import REJECT_PREFIX, Screen, screen_values, shape_of, unit_shape
 from shelfwise.store import Catalog
@@ -117,6 +118,8 @@ def test_an_expert_no_value_answer_screens_the_same_slip_out_of_the_next_batch(e
     assert second[0].screened == [("generator.alt Caffeine content='24 Count': an expert rejected '24 Count' as "
                                   "Caffeine content")]
     assert report.screened == 1
+    with sw.db.session() as s:  # `shelfwise report` reads it from the batch summaries
+        assert {b.batch_id: b.screened for b in health_report(s).batches} == {"b1": 0, "b2": 1}
     unscreened: list = []
     EnrichmentLoop(sw, LoopConfig(screen=False, **base)).run_batch(["c1"], batch_id="b3",
                                                                    on_product=unscreened.append)
