@@ -234,4 +234,8 @@ def test_confirmed_flags_let_the_loop_drop_a_flagged_value_without_the_superviso
     with sw.db.session() as s:
         [event] = [e.event for e in EventLog(s).read("disagreement", product_id="c3")]
         assert any("settled by track record: evaluator" in r for r in event.reasons)
+    # An evaluator that gives no usable verdict raised no flag: its record must not drop the value.
+    sw.backends["worker.evaluator"].responder = lambda request: "not json"
+    broken = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c4"], batch_id="b3")
+    assert broken.trusted == 0 and broken.supervisor_calls == 1
     sw.close()

@@ -213,10 +213,12 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
                       for a, v in trusted.items()})
     to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
     flags: dict[str, str] = {}
+    evaluated = False  # a real verdict: only then can the evaluator's record settle a flag (below)
     if to_check:
         try:
             ev = loop.evaluator.check(listing, schema, to_check)
             flags, res.tokens, res.seconds = ev.flags, res.tokens + ev.tokens, res.seconds + ev.seconds
+            evaluated = True
         except LLMError as exc:
             flags = dict.fromkeys(to_check, f"the evaluator gave no usable verdict ({type(exc).__name__})")
     disputes: list[AttributeDecision] = []
@@ -228,7 +230,7 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     for a, d in list(decisions.items()):
         if d.status == "conflict" or a in flags:
             d = d.model_copy(update={"reasons": [*d.reasons, *([flags[a]] if a in flags else [])]})
-            dropped = loop.track.drop(category, a, product_id=listing.id) if d.status == "check" else None
+            dropped = loop.track.drop(category, a, product_id=listing.id) if evaluated and d.status == "check" else None
             if dropped is None:
                 disputes.append(d)
             else:  # the evaluator's flags on this attribute are trusted over the supervisor: the value goes
