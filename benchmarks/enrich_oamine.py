@@ -311,7 +311,8 @@ def main() -> None:
                                          supervisor_examples=args.supervisor_examples, trust=trust,
                                          audit_rulings=args.audit_rulings, screen=not args.no_screen))
     if args.probe_only:
-        probe(args, sw, loop.config, [r for r in train if r not in sample], commit)
+        used = {r["i"] for r in sample}
+        probe(args, sw, loop.config, [r for r in train if r["i"] not in used], commit)
         return
     done_rounds = {r["round"] for r in state["rounds"]}
     for rnd in range(1, args.rounds + 1):
