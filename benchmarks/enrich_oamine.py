@@ -162,27 +162,55 @@ def _audit_worked(kb: KnowledgeBase, lv, gold: dict[str, dict], by_title: dict[s
     return 1
 
 
+def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: str) -> dict:
+    """Extract held-out TRAIN ``rows`` with the KB frozen as it is (no learning, no review) and score them
+    against their train labels: disagreement, calls, F1 (resumable by ``batch``)."""
+    ids = sorted(ingest(sw, rows, "train"))
+    frozen = EnrichmentLoop(sw, learning.model_copy(update={"learn": False, "review_below": 0.0, "audit_rulings": 0.0}))
+    t0 = time.perf_counter()
+    report = frozen.run_batch(ids, batch_id=batch,
+                              on_product=lambda r: log(f"{batch}: {r.product_id} disagreements={r.disagreements}"))
+    results = JobTracker(sw.db, f"enrich:{batch}").results()
+    preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
+    gold = {f"train-{r['i']}": r["gold"] for r in rows}
+    return {"batch": batch, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
+            "disagreements": report.disagreements, "decided": report.decided, "settled_by_track_record": report.trusted,
+            "screened_by_kb": report.screened, "supervisor_calls": report.supervisor_calls,
+            "f1": score(preds, gold)["f1"], "wall_seconds": round(time.perf_counter() - t0, 1)}
+
+
 def probe(args, sw: Shelfwise, learning: LoopConfig, held_out: list[dict], commit: str) -> None:  # type: ignore[no-untyped-def]
     """Disagreement on held-out train products with the KB frozen as it is in --home (see --probe-only)."""
     rows = stratified(held_out, args.probe_only, args.seed + 1)
-    ids = sorted(ingest(sw, rows, "train"))
-    frozen = EnrichmentLoop(sw, learning.model_copy(update={"learn": False, "review_below": 0.0, "audit_rulings": 0.0}))
     with sw.db.session() as s:
         learnings = len(KnowledgeBase(s).list(status="active"))
-    t0 = time.perf_counter()
-    report = frozen.run_batch(ids, batch_id=args.probe_batch,
-                              on_product=lambda r: log(f"probe: {r.product_id} disagreements={r.disagreements}"))
-    results = JobTracker(sw.db, f"enrich:{args.probe_batch}").results()
-    preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
-    gold = {f"train-{r['i']}": r["gold"] for r in rows}
-    out = {"commit": commit, "probe": {
-        "home": str(args.home), "batch": args.probe_batch, "products": report.products, "active_learnings": learnings,
-        "disagreement_rate": round(report.disagreement_rate, 4), "disagreements": report.disagreements,
-        "decided": report.decided, "settled_by_track_record": report.trusted, "screened_by_kb": report.screened,
-        "supervisor_calls": report.supervisor_calls, "f1": score(preds, gold)["f1"],
-        "wall_seconds": round(time.perf_counter() - t0, 1)}}
+    out = {"commit": commit, "probe": {"home": str(args.home), "active_learnings": learnings,
+                                       **probe_batch(sw, learning, rows, args.probe_batch)}}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     log(json.dumps(out))
+
+
+def select_call_cost(sw: Shelfwise, learning: LoopConfig, rows: list[dict], grid: list[float],
+                     tolerance: float = 1.0) -> dict:
+    """Choose ``TrustConfig.call_cost`` for the frozen loop on held-out TRAIN products (never on test): every
+    cost in ``grid`` runs the same products (the workers' calls are shared through the prompt cache); the pick
+    is the one with the fewest supervisor calls whose F1 is within ``tolerance`` points of the cost-0 F1
+    (ties: the smaller cost)."""
+    trials = []
+    for cost in sorted({0.0, *grid}):
+        cfg = learning.model_copy(update={"trust": learning.trust.model_copy(update={"call_cost": cost})})
+        trials.append({"call_cost": cost, **probe_batch(sw, cfg, rows, f"select-cc{cost:g}")})
+    floor = trials[0]["f1"] - tolerance
+    pick = min((t for t in trials if t["f1"] >= floor), key=lambda t: (t["supervisor_calls"], t["call_cost"]))
+    return {"rule": f"fewest supervisor calls with F1 >= F1(call_cost 0) - {tolerance:g}, on {len(rows)} held-out "
+                    "train products (train labels)", "trials": trials, "call_cost": pick["call_cost"]}
+
+
+def _escalated_only(result: dict | None) -> bool:
+    """A supervisor call with no open dispute behind it (every disagreement settled by the record, if any):
+    spent by the escalation budget (escalation.py)."""
+    r = result or {}
+    return bool(r.get("supervisor_calls")) and set(r.get("disagreements", [])) <= set(r.get("trusted", []))
 
 
 def zero_shot(sw: Shelfwise, role: str, ids: list[str], job: str, state: dict) -> dict:
@@ -273,6 +301,12 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
+    ap.add_argument("--call-cost", default=str(TrustConfig().call_cost),
+                    help="TrustConfig.call_cost of the loop: accuracy per dispute given up to save a supervisor "
+                         "call; 'auto' learns with 0 and chooses the test loop's cost on --select-n held-out "
+                         "TRAIN products (select_call_cost)")
+    ap.add_argument("--call-cost-grid", default="0,0.1,0.2,0.3,0.5,1", help="costs tried by --call-cost auto")
+    ap.add_argument("--select-n", type=int, default=16, help="held-out train products of --call-cost auto")
     ap.add_argument("--probe-only", type=int, default=0, metavar="N",
                     help="only extract N held-out TRAIN products (never in the rounds' sample) with the frozen "
                          "KB in --home, and report their disagreement rate: in a fresh home that is the "
@@ -306,13 +340,15 @@ def main() -> None:
     train_gold = {f"train-{r['i']}": r["gold"] for r in sample}
     category_of = {f"train-{r['i']}": r["category"] for r in sample}
     panel = ("worker.generator",) if args.alt_model == "none" else ("worker.generator", "worker.generator.alt")
-    trust = TrustConfig(enabled=not args.no_trust)
+    auto_cost = args.call_cost == "auto"
+    trust = TrustConfig(enabled=not args.no_trust, call_cost=0.0 if auto_cost else float(args.call_cost))
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples, trust=trust,
                                          audit_rulings=args.audit_rulings, screen=not args.no_screen))
+    used = {r["i"] for r in sample}
+    held_out = [r for r in train if r["i"] not in used]
     if args.probe_only:
-        used = {r["i"] for r in sample}
-        probe(args, sw, loop.config, [r for r in train if r["i"] not in used], commit)
+        probe(args, sw, loop.config, held_out, commit)
         return
     done_rounds = {r["round"] for r in state["rounds"]}
     for rnd in range(1, args.rounds + 1):
@@ -326,7 +362,7 @@ def main() -> None:
         results = JobTracker(sw.db, f"enrich:round-{rnd}").results()
         preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
         f1 = score(preds, {pid: train_gold[pid] for pid in ids})["f1"]
-        escalated = sum(1 for r in results.values() if r and r.get("supervisor_calls") and not r.get("disagreements"))
+        escalated = sum(1 for r in results.values() if _escalated_only(r))
         answered = expert_answers(sw, train_gold)
         audited = expert_audit(sw, train_gold, {f"train-{r['i']}": r["title"] for r in sample})
         with sw.db.session() as s:
@@ -367,6 +403,14 @@ def main() -> None:
     alt = {} if len(panel) < 2 else sup if args.alt_model == args.supervisor_model else \
         zero_shot(sw, "worker.generator.alt", test_ids, "bench:single-alt", state)
     state_path.write_text(json.dumps(state, indent=1))
+    if auto_cost:  # chosen on held-out train products once, kept in the state (a resumed run keeps the choice)
+        if "call_cost_selection" not in state:
+            grid = [float(x) for x in args.call_cost_grid.split(",") if x.strip()]
+            state["call_cost_selection"] = select_call_cost(sw, loop.config, stratified(held_out, args.select_n,
+                                                                                        args.seed + 1), grid)
+            state_path.write_text(json.dumps(state, indent=1))
+        trust = trust.model_copy(update={"call_cost": state["call_cost_selection"]["call_cost"]})
+        log(f"call cost chosen on held-out train products: {trust.call_cost}")
     frozen = EnrichmentLoop(sw, LoopConfig(learn=False, review_below=0.0, supervisor_steps=args.supervisor_steps,
                                            generator_roles=panel, trust=trust, screen=not args.no_screen,
                                            supervisor_examples=args.supervisor_examples))
@@ -383,7 +427,7 @@ def main() -> None:
     full_screened = sum(len((r or {}).get("screened", [])) for r in full_res.values())
     with sw.db.session() as s:
         track = [r.model_dump() for r in TrackRecord.from_reviews(s, trust).rows() if not r.category_path]
-    full_escalated = sum(1 for r in full_res.values() if r and r.get("supervisor_calls") and not r.get("disagreements"))
+    full_escalated = sum(1 for r in full_res.values() if _escalated_only(r))
 
     # Only now are the test labels read.
     labels = {f"test-{r['i']}": r["gold"] for r in read_rows(folder / "test.jsonl", labels=True)}
@@ -406,6 +450,7 @@ def main() -> None:
                           "settled_by_track_record": full_trusted, "screened_by_kb": full_screened},
         },
         "audit_rulings": args.audit_rulings, "trust": trust.model_dump(), "track_record_overall": track,
+        **({"call_cost_selection": state["call_cost_selection"]} if auto_cost else {}),
         **_overhead_fields(),
         "products_per_min": round(len(test_ids) / max(1e-9, state[seconds_key]) * 60, 2),
         "test_batch": args.test_batch, "supervisor_examples": args.supervisor_examples,

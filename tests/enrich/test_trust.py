@@ -64,6 +64,34 @@ def test_settle_needs_answers_for_both_sides_and_a_clear_lead_over_the_superviso
     assert fair.settle("Coffee", "Brand", clash) is None
 
 
+def test_call_cost_trades_a_little_accuracy_for_fewer_supervisor_calls():
+    """A worker a bit less accurate than the supervisor settles the clash once a call is priced above the gap;
+    a rival worker must still be beaten by the margin, and the evaluator's flags follow the same price."""
+    answers = [("Brewhaus", "Brewhaus"), ("Brewhaus", "K-Cup"), ("Brewhaus", "Brewhaus"), ("K-Cup", "K-Cup"),
+               ("Brewhaus", "Brewhaus"), ("Brewhaus", "Brewhaus")]
+    recs = {cost: _record(call_cost=cost) for cost in (0.0, 0.3)}
+    for rec in recs.values():
+        for proposed, truth in answers:  # the supervisor 6 of 6, the 1.5B worker 5 of 6, the 0.5B worker 1 of 6
+            rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, proposed,
+                                truth)
+            rec.observe_dispute("Coffee", "Flavor", {"generator": "Whole Bean", "generator.alt": None}, "Mocha",
+                                "Mocha" if proposed == truth else "Whole Bean")
+    clash = _cands(generator="K-Cup", generator_alt="Brewhaus")
+    cheap, priced = recs[0.0], recs[0.3]
+    assert priced.accuracy(SUPERVISOR, "Coffee", "Brand") > priced.accuracy("generator.alt", "Coffee", "Brand")
+    assert cheap.settle("Coffee", "Brand", clash) is None
+    verdict = priced.settle("Coffee", "Brand", clash)
+    assert verdict is not None and verdict.worker == "generator.alt" and verdict.value == "Brewhaus"
+    assert verdict.accuracy < verdict.supervisor_accuracy
+    # A close rival worker with another value blocks the verdict whatever a call costs.
+    twin = _record(call_cost=1.0)
+    for _ in range(6):
+        twin.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"}, "Mocha", "Mocha")
+    assert twin.settle("Coffee", "Brand", clash) is None
+    assert cheap.drop("Coffee", "Flavor") is None  # flags right 5 of 6, the supervisor 5 of 6
+    assert priced.drop("Coffee", "Flavor") is not None
+
+
 def test_exploration_keeps_a_stable_share_of_settleable_disputes_for_the_supervisor():
     rec = _record(explore=1.0)
     for _ in range(5):
