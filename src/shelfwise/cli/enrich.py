@@ -31,12 +31,13 @@ def pending_products(session, category: str | None, limit: int) -> list[str]:  #
     return [pid for pid in session.scalars(stmt) if pid not in done][:limit]
 
 
-def enrich_shard(sw, shard: tuple[list[str], str, bool]):  # type: ignore[no-untyped-def]
-    """One shard of a scaled-out run: an already opened batch, run on whatever process Ray chose."""
-    from ..enrich import EnrichmentLoop, LoopConfig
+def enrich_shard(sw, shard):  # type: ignore[no-untyped-def]
+    """One shard of a scaled-out run: an already opened batch ``(ids, batch_id, LoopConfig)``, run on whatever
+    process Ray chose with the driver's whole configuration."""
+    from ..enrich import EnrichmentLoop
 
-    ids, batch_id, titles = shard
-    return EnrichmentLoop(sw, LoopConfig(titles=titles)).run_batch(ids, batch_id=batch_id)
+    ids, batch_id, config = shard
+    return EnrichmentLoop(sw, config).run_batch(ids, batch_id=batch_id)
 
 
 def enrich(
@@ -54,12 +55,15 @@ def enrich(
     audit_rulings: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
         "share of confident supervisor rulings also sent to the review queue as a spot check; the answers "
         "teach the loop whom to trust in a dispute (`shelfwise review trust`)"))] = 0.0,
+    call_cost: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
+        "accuracy per dispute you accept to lose to save a supervisor call: a worker whose confirmed record "
+        "comes this close to the supervisor's settles the dispute (0: only when it clearly beats it)"))] = 0.0,
 ) -> None:
     """Run the self-learning extraction loop in batches. Resumable: interrupted batches are finished first.
 
     With --workers N the loop runs N batches at a time (on Ray with --executor ray), all writing to the one
     store; learnings written by one batch reach the others' next batches."""
-    from ..enrich import EnrichmentLoop, LoopConfig, install_schemas, load_schema_file
+    from ..enrich import EnrichmentLoop, LoopConfig, TrustConfig, install_schemas, load_schema_file
     from ..enrich.models import EnrichBatch
     from ..scale import run_sharded
 
@@ -68,7 +72,8 @@ def enrich(
         if schemas is not None:
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
-        loop = EnrichmentLoop(sw, LoopConfig(titles=titles, audit_rulings=audit_rulings))
+        config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=TrustConfig(call_cost=call_cost))
+        loop = EnrichmentLoop(sw, config)
         table = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls",
                       "reviews", "learnings", "tokens", "model s", title="enrichment batches")
         reports = []
@@ -91,7 +96,7 @@ def enrich(
                     reports.append(loop.run_batch(ids, batch_id=bid, on_product=lambda _r, t=task: bar.advance(t)))
             else:
                 with console.status(f"{len(opened)} batches on {executor} ({workers} workers)…"):
-                    reports += run_sharded(enrich_shard, [(ids, bid, titles) for ids, bid in opened],
+                    reports += run_sharded(enrich_shard, [(ids, bid, config) for ids, bid in opened],
                                            sw=sw if executor == "local" else None, settings=sw.settings,
                                            executor=executor, workers=workers, ray_address=ray_address)
         for report in reports:
