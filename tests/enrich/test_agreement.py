@@ -35,3 +35,15 @@ def test_an_abstaining_worker_is_no_vote_against():
     assert vote("Brand", both_llms).status == "check", "without the rule the silent compiled worker blocks"
     one_llm = [("generator", "Brewhaus"), ("generator.alt", None), ("kb", None)]
     assert vote("Brand", one_llm, abstaining=("kb",)).status == "check", "an LLM's null is a vote"
+
+
+def test_a_lookup_worker_does_not_veto_two_agreeing_readers():
+    agreed = [("generator", "Mild Light Roast"), ("generator.alt", "mild light roast"), ("kb", "Traditional Roast")]
+    d = vote("Roast type", agreed, abstaining=("kb",), preferred=("kb", "generator"))
+    assert d.status == "agreed" and d.value == "Mild Light Roast"
+    assert vote("Roast type", agreed).status == "conflict", "a worker that reads the listing is a full vote"
+    # With one reader the lookup's other value still makes a conflict; and its agreeing value still counts.
+    lone = [("generator", "Mild Light Roast"), ("generator.alt", None), ("kb", "Traditional Roast")]
+    assert vote("Roast type", lone, abstaining=("kb",)).status == "conflict"
+    backed = [("generator", "Medium Roast"), ("generator.alt", None), ("kb", "medium roast")]
+    assert vote("Roast type", backed, abstaining=("kb",), preferred=("kb",)).value == "medium roast"

@@ -107,10 +107,16 @@ def vote(
     - otherwise (some workers abstained) → ``check``: the evaluator decides.
     ``preferred`` lists workers whose spelling wins when keys tie (the compiled extractor copies the
     listing's own spelling). ``abstaining`` lists workers whose silence is no vote: the compiled extractor
-    only recognises values the knowledge base already holds, so its ``None`` says nothing about the listing."""
+    only recognises values the knowledge base already holds, so its ``None`` says nothing about the listing, and
+    a different value it found does not overrule two agreeing readers of the listing."""
     # model_construct: the fields are built right here, and validation per attribute per product adds up.
     cands = [Candidate.model_construct(worker=w, value=v, key=normalize(v, synonyms)) for w, v in values]
     present = [c for c in cands if c.key is not None]
+    readers = {c.key for c in present if c.worker not in abstaining}
+    if len(readers) == 1 and sum(c.worker not in abstaining for c in present) >= 2:
+        # The workers that read the listing agree: another known value the lookup found in the text is no veto
+        # (OA-Mine runs: where it differed from two agreeing generators it was never the only right one).
+        present = [c for c in present if c.key in readers]
     if not present:
         return AttributeDecision.model_construct(attribute=attribute, value=None, status="empty", candidates=cands,
                                                  reasons=[])
@@ -122,7 +128,8 @@ def vote(
     key = next(iter(counts))
     spelled = min(present, key=lambda c: (c.worker not in preferred, preferred.index(c.worker)
                                           if c.worker in preferred else 0)).value
-    voters = [c for c in cands if c.key is not None or c.worker not in abstaining]
+    kept = {id(c) for c in present}
+    voters = [c for c in cands if id(c) in kept or (c.key is None and c.worker not in abstaining)]
     support = counts[key] / max(1, len(voters))
     # One worker alone never agrees with itself: a single-source value always goes to the evaluator.
     status = "agreed" if counts[key] >= 2 and support >= threshold else "check"
