@@ -173,9 +173,11 @@ def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: st
     results = JobTracker(sw.db, f"enrich:{batch}").results()
     preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
     gold = {f"train-{r['i']}": r["gold"] for r in rows}
+    escalated = sum(1 for r in results.values() if _escalated_only(r))
     return {"batch": batch, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "decided": report.decided, "settled_by_track_record": report.trusted,
             "screened_by_kb": report.screened, "supervisor_calls": report.supervisor_calls,
+            "dispute_calls": report.supervisor_calls - escalated, "escalated_without_disagreement": escalated,
             "f1": score(preds, gold)["f1"], "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -194,15 +196,16 @@ def select_call_cost(sw: Shelfwise, learning: LoopConfig, rows: list[dict], grid
                      tolerance: float = 1.0) -> dict:
     """Choose ``TrustConfig.call_cost`` for the frozen loop on held-out TRAIN products (never on test): every
     cost in ``grid`` runs the same products (the workers' calls are shared through the prompt cache); the pick
-    is the one with the fewest supervisor calls whose F1 is within ``tolerance`` points of the cost-0 F1
-    (ties: the smaller cost)."""
+    is the one with the fewest supervisor calls on disputes whose F1 is within ``tolerance`` points of the
+    cost-0 F1 (ties: the smaller cost). Calls spent by the escalation budget are left out of the comparison:
+    ``call_cost`` does not govern them, and they depend on the uncertainty history the earlier trials left."""
     trials = []
     for cost in sorted({0.0, *grid}):
         cfg = learning.model_copy(update={"trust": learning.trust.model_copy(update={"call_cost": cost})})
         trials.append({"call_cost": cost, **probe_batch(sw, cfg, rows, f"select-cc{cost:g}")})
     floor = trials[0]["f1"] - tolerance
-    pick = min((t for t in trials if t["f1"] >= floor), key=lambda t: (t["supervisor_calls"], t["call_cost"]))
-    return {"rule": f"fewest supervisor calls with F1 >= F1(call_cost 0) - {tolerance:g}, on {len(rows)} held-out "
+    pick = min((t for t in trials if t["f1"] >= floor), key=lambda t: (t["dispute_calls"], t["call_cost"]))
+    return {"rule": f"fewest supervisor calls on disputes with F1 >= F1(call_cost 0) - {tolerance:g}, on {len(rows)} held-out "
                     "train products (train labels)", "trials": trials, "call_cost": pick["call_cost"]}
 
 
