@@ -7,8 +7,10 @@
    after each round a *simulated expert* answers the review queue from the TRAIN labels.
 2. The knowledge base is frozen; a seeded, category-stratified sample of test products is extracted by
    (a) one small worker zero-shot, (b) the supervisor model alone on every product, (c) the full loop
-   reading the frozen knowledge base (supervisor on disagreement, no learning, no human).
-   Test labels are read only for the final scoring.
+   reading the frozen knowledge base (supervisor on disagreement, no learning, no human). How much accuracy a
+   saved supervisor call may cost (``TrustConfig.call_cost``) is chosen before the test, on held-out TRAIN
+   products (``--call-cost auto``, the default; ``select_call_cost``). Test labels are read only for the
+   final scoring.
 3. Loop overhead (model time excluded) with ScriptedBackend doubles; products/min with the real models.
 
 Resumable: state lives in ``--home`` (a SQLite database with the prompt-hash cache, job marks and the
@@ -304,7 +306,7 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
-    ap.add_argument("--call-cost", default=str(TrustConfig().call_cost),
+    ap.add_argument("--call-cost", default="auto",
                     help="TrustConfig.call_cost of the loop: accuracy per dispute given up to save a supervisor "
                          "call; 'auto' learns with 0 and chooses the test loop's cost on --select-n held-out "
                          "TRAIN products (select_call_cost)")
