@@ -82,7 +82,7 @@ def test_call_cost_trades_a_little_accuracy_for_fewer_supervisor_calls():
     assert cheap.settle("Coffee", "Brand", clash) is None
     verdict = priced.settle("Coffee", "Brand", clash)
     assert verdict is not None and verdict.worker == "generator.alt" and verdict.value == "Brewhaus"
-    assert verdict.accuracy < verdict.supervisor_accuracy
+    assert verdict.accuracy < verdict.supervisor_accuracy and "call_cost" in verdict.reason
     # A close rival worker with another value blocks the verdict whatever a call costs.
     twin = _record(call_cost=1.0)
     for _ in range(6):

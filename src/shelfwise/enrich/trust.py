@@ -3,8 +3,9 @@
 Every resolved review item is a dispute with a human answer: the workers' values (its candidates), the
 supervisor's proposal, and the resolution. From them the loop keeps a *track record* per source (each worker,
 and the supervisor) per category and attribute. When the workers clash again on that attribute and one worker
-has been right clearly more often than the supervisor, its value is taken and the supervisor is not called: a
-learning about the panel itself, not about the listing.
+has been right clearly more often than the supervisor (or nearly as often, when ``call_cost`` prices a
+supervisor call in accuracy), its value is taken and the supervisor is not called: a learning about the panel
+itself, not about the listing.
 
 Why from people only: supervisor rulings are not ground truth. On OA-Mine the 1.5B supervisor sided with the
 0.5B worker's longer spans in 44 of 76 disputes and was right in 8 of those (docs/benchmarks.md); a record built
@@ -73,8 +74,10 @@ class Verdict(BaseModel):
     @property
     def reason(self) -> str:
         what = "confirmed flags" if self.worker == EVALUATOR else "confirmed disputes"
-        return (f"settled by track record: {self.worker} right in {self.accuracy:.0%} of {what}, "
-                f"the supervisor in {self.supervisor_accuracy:.0%}")
+        why = (f"settled by track record: {self.worker} right in {self.accuracy:.0%} of {what}, "
+               f"the supervisor in {self.supervisor_accuracy:.0%}")
+        return why + (" (within the price of a call, TrustConfig.call_cost)"
+                      if self.accuracy < self.supervisor_accuracy else "")
 
 
 class TrustRow(BaseModel):
