@@ -204,11 +204,18 @@ def select_call_cost(sw: Shelfwise, learning: LoopConfig, rows: list[dict], grid
     trials = []
     for cost in sorted({0.0, *grid}):
         cfg = learning.model_copy(update={"trust": learning.trust.model_copy(update={"call_cost": cost})})
-        trials.append({"call_cost": cost, **probe_batch(sw, cfg, rows, f"select-cc{cost:g}")})
+        trials.append({"call_cost": cost, **probe_batch(sw, cfg, rows, f"select{len(rows)}-cc{cost:g}")})
     floor = trials[0]["f1"] - tolerance
     pick = min((t for t in trials if t["f1"] >= floor), key=lambda t: (t["dispute_calls"], t["call_cost"]))
     return {"rule": f"fewest supervisor calls on disputes with F1 >= F1(call_cost 0) - {tolerance:g}, on {len(rows)} held-out "
                     "train products (train labels)", "trials": trials, "call_cost": pick["call_cost"]}
+
+
+def _call_cost(text: str) -> str:
+    """``auto`` or a number in [0, 1] (argparse type: a typo is a usage error, not a traceback an hour in)."""
+    if text != "auto" and not 0.0 <= float(text) <= 1.0:
+        raise ValueError(text)
+    return text
 
 
 def _escalated_only(result: dict | None) -> bool:
@@ -306,7 +313,7 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
-    ap.add_argument("--call-cost", default="auto",
+    ap.add_argument("--call-cost", default="auto", type=_call_cost,
                     help="TrustConfig.call_cost of the loop: accuracy per dispute given up to save a supervisor "
                          "call; 'auto' learns with 0 and chooses the test loop's cost on --select-n held-out "
                          "TRAIN products (select_call_cost)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,6 +11,9 @@ from sqlalchemy import select
 
 from ..observability import trace
 from ._common import console, handle_errors, open_app, progress
+
+if TYPE_CHECKING:
+    from ..enrich import BatchReport, LoopConfig
 
 __all__ = ["enrich_shard", "pending_products", "register"]
 
@@ -31,7 +34,7 @@ def pending_products(session, category: str | None, limit: int) -> list[str]:  #
     return [pid for pid in session.scalars(stmt) if pid not in done][:limit]
 
 
-def enrich_shard(sw, shard):  # type: ignore[no-untyped-def]
+def enrich_shard(sw, shard: tuple[list[str], str, LoopConfig]) -> BatchReport:  # type: ignore[no-untyped-def]
     """One shard of a scaled-out run: an already opened batch ``(ids, batch_id, LoopConfig)``, run on whatever
     process Ray chose with the driver's whole configuration."""
     from ..enrich import EnrichmentLoop
