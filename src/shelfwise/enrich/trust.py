@@ -159,7 +159,7 @@ class TrackRecord:
         best, worker = scored[0]
         supervisor = self.accuracy(SUPERVISOR, category, attribute)
         rivals = [acc for acc, w in scored[1:] if present[w].key != present[worker].key]
-        if (best < supervisor + cfg.margin - cfg.call_cost or any(best < acc + cfg.margin for acc in rivals)
+        if (not self._replaces_call(best, supervisor) or any(best < acc + cfg.margin for acc in rivals)
                 or in_sample(product_id, attribute, cfg.explore)):
             return None
         return Verdict(worker=worker, value=str(present[worker].value), accuracy=round(best, 4),
@@ -172,9 +172,14 @@ class TrackRecord:
         if not cfg.enabled or min(self.answers(SUPERVISOR), self.answers(EVALUATOR)) < cfg.min_answers:
             return None
         flags, supervisor = self.accuracy(EVALUATOR, category, attribute), self.accuracy(SUPERVISOR, category, attribute)
-        if flags < supervisor + cfg.margin - cfg.call_cost or in_sample(product_id, attribute, cfg.explore):
+        if not self._replaces_call(flags, supervisor) or in_sample(product_id, attribute, cfg.explore):
             return None
         return Verdict(worker=EVALUATOR, value=None, accuracy=round(flags, 4), supervisor_accuracy=round(supervisor, 4))
+
+    def _replaces_call(self, accuracy: float, supervisor: float) -> bool:
+        """Whether a source this accurate may stand in for the supervisor: it beats the supervisor's record by
+        ``margin``, less the accuracy a call is worth giving up (``call_cost``). One rule for workers and flags."""
+        return accuracy >= supervisor + self.config.margin - self.config.call_cost
 
     def calibrated(self, stated: float, category: str, attribute: str, source: str = SUPERVISOR) -> float:
         """A ruling's confidence, never above ``source``'s confirmed record on this attribute once it has
