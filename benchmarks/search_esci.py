@@ -53,6 +53,7 @@ from shelfwise.store import Catalog, Listing
 
 WORK = ROOT / "benchmarks" / "work" / "search_esci"
 STRATEGIES = ("lexical", "structured", "dense", "memory")
+SEARCH_MODEL = "bge-small-en-v1.5"  # --search-model
 
 
 def log(msg: str) -> None:
@@ -60,10 +61,12 @@ def log(msg: str) -> None:
 
 
 def open_app(products: list[dict], embedder: str) -> Shelfwise:
+    """``embedder``: "local" (search uses ``SEARCH_MODEL``) or "hashing" (a smoke run without models)."""
     from shelfwise.config import EmbedderConfig
 
     home = WORK / "home"
-    sw = Shelfwise.open(Settings(home=home, embedder=EmbedderConfig(backend=embedder)))
+    search = EmbedderConfig(backend=embedder, **({"model": SEARCH_MODEL} if embedder == "local" else {}))
+    sw = Shelfwise.open(Settings(home=home, embedder=EmbedderConfig(backend=embedder), search_embedder=search))
     with sw.db.session() as s:
         catalog = Catalog(s)
         if len(catalog.products(limit=10)) < 10:
@@ -75,12 +78,12 @@ def open_app(products: list[dict], embedder: str) -> Shelfwise:
 
 def cached_vectors(sw: Shelfwise, docs: list) -> tuple[np.ndarray, float]:
     texts = [d.dense_text() for d in docs]
-    digest = hashlib.sha256((sw.embedder.name + "\n".join(texts)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((sw.search_embedder.name + "\n".join(texts)).encode()).hexdigest()[:16]
     path = WORK / f"vectors_{digest}.npy"
     if path.exists():
         return np.load(path), float(json.loads((WORK / f"vectors_{digest}.json").read_text())["seconds"])
     t0 = time.perf_counter()
-    vectors = sw.embedder.embed(texts)
+    vectors = sw.search_embedder.embed(texts)
     seconds = time.perf_counter() - t0
     np.save(path, vectors)
     (WORK / f"vectors_{digest}.json").write_text(json.dumps({"seconds": seconds}))
@@ -200,12 +203,15 @@ SIMULATION_START, SIMULATION_TICK = datetime(2026, 1, 5, 13, tzinfo=UTC), timede
 
 
 def main() -> None:
+    global WORK, SEARCH_MODEL
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--quick", action="store_true", help="fewer simulated searches, for a smoke run")
     ap.add_argument("--embedder", default="local", choices=["local", "hashing"],
                     help="hashing: a smoke run of the code path without the model (figures not comparable)")
+    ap.add_argument("--search-model", default=SEARCH_MODEL,
+                    help="the local bi-encoder of dense search (bge-small-en-v1.5 or all-minilm-l6-v2)")
     ap.add_argument("--latency-only", action="store_true",
                     help="re-measure latency, throughput and update visibility (on a quiet machine) with the "
                          "tuned settings and learned bandit of the last full run; updates the JSON in place")
@@ -218,16 +224,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.online_only and args.out is None:
         ap.error("--online-only needs --out (it never overwrites benchmarks/results/search_esci.json)")
-    global WORK
+    SEARCH_MODEL = args.search_model
     if args.embedder != "local":
         WORK = WORK.with_name(f"search_esci_{args.embedder}")
+    elif SEARCH_MODEL != "bge-small-en-v1.5":
+        WORK = WORK.with_name(f"search_esci_{SEARCH_MODEL}")  # its own index and JSON, never the reported one
     data = Path(args.data)
     WORK.mkdir(parents=True, exist_ok=True)
     products, qrels, dev, test = load_esci(data / "esci-us-judgments-subset")
     results: dict = {"commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, check=False,
                                               text=True).stdout.strip(), "machine": "2-core CPU, 24 GiB, no GPU"}
     out = ROOT / "benchmarks" / "results" / "search_esci.json"
-    if args.embedder != "local" or args.quick:
+    if args.embedder != "local" or args.quick or SEARCH_MODEL != "bge-small-en-v1.5":
         out = WORK / "search_esci.json"  # smoke runs never overwrite the reported results
     if args.latency_only:
         serving_only(out, products, qrels, dev, test, args.embedder)
@@ -245,7 +253,7 @@ def main() -> None:
     vectors, embed_s = cached_vectors(sw, docs)
     t0 = time.perf_counter()
     config = SearchConfig()
-    index = SearchIndex.build(docs, sw.embedder, config, vectors=vectors)
+    index = SearchIndex.build(docs, sw.search_embedder, config, vectors=vectors)
     build_s = time.perf_counter() - t0
     index.save(WORK / "index")
     disk = sum(f.stat().st_size for f in (WORK / "index").rglob("*") if f.is_file())
@@ -261,7 +269,7 @@ def main() -> None:
     understanding = QueryUnderstanding().fit(index.docs)
     # Queries repeat in tuning and the simulation: the embedder's LRU of query vectors serves them (the
     # latency figures below are measured with it off).
-    searcher = Searcher(index, sw.embedder, config=config, memory=memory, understanding=understanding)
+    searcher = Searcher(index, sw.search_embedder, config=config, memory=memory, understanding=understanding)
 
     # 1) Tune on dev only: lexical field weights, then the ranker's hyper-parameters by 5-fold CV.
     log("tuning field weights on dev")
@@ -330,10 +338,10 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
         f"load {out['load_average_before_latency']} -> {out['load_average_after_latency']}")
     index = searcher.index
     doc = index.docs[index.row_of[products[0]["id"]]]
-    sw.embedder.embed(["warm up the document encoder"])  # a serving process that indexes has it loaded
+    sw.search_embedder.embed(["warm up the document encoder"])  # a serving process that indexes has it loaded
     t0 = time.perf_counter()
     doc2 = type(doc)(**{**doc.__dict__, "title": doc.title + " zanzibarquux"})
-    index.upsert(doc2, sw.embedder)
+    index.upsert(doc2, sw.search_embedder)
     hit = searcher.search("zanzibarquux", 5, arm=DEFAULT_ARMS[0]).product_ids
     out["update_visible_s"] = round(time.perf_counter() - t0, 4) if doc.id in hit else None
     return out
@@ -364,14 +372,14 @@ def tuned_searcher(results_path: Path, products: list[dict], embedder: str, *,
         docs = load_docs(s)
     vectors, _ = cached_vectors(sw, docs)
     config = SearchConfig(field_weights=tuned["field_weights"], popularity_weight=tuned["popularity_weight"])
-    index = SearchIndex.build(docs, sw.embedder, config, vectors=vectors)
+    index = SearchIndex.build(docs, sw.search_embedder, config, vectors=vectors)
     with sw.db.session() as s:
         if fresh_memory:
             s.query(MemoryEntry).filter(MemoryEntry.source == "observed").delete()
         store_predicted(s, docs)
     with sw.db.session() as s:
         memory = MemoryIndex.load(s, index.row_of, len(index.docs), half_life_days=30, predicted_weight=0.3)
-    searcher = Searcher(index, sw.embedder, config=config, memory=memory,
+    searcher = Searcher(index, sw.search_embedder, config=config, memory=memory,
                         understanding=QueryUnderstanding().fit(index.docs))
     return sw, searcher, results
 

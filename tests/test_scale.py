@@ -35,7 +35,7 @@ def test_split_makes_near_equal_contiguous_shards():
 
 
 def test_local_executor_runs_every_shard_on_the_given_app(tmp_path):
-    with Shelfwise.open(Settings(home=tmp_path, embedder=EmbedderConfig(backend="hashing"))) as sw:
+    with Shelfwise.open(Settings(home=tmp_path, embedder=EmbedderConfig(backend="hashing"), search_embedder=EmbedderConfig(backend="hashing"))) as sw:
         out = run_sharded(ingest_shard, split([f"p{i}" for i in range(5)], 2), sw=sw)
         assert [n for _pid, n in out] == [3, 2] and {pid for pid, _ in out} == {os.getpid()}
         assert _products(sw) == [f"p{i}" for i in range(5)]
@@ -48,7 +48,7 @@ def test_ray_executor_writes_from_worker_processes_into_the_shared_store(tmp_pat
     ray = pytest.importorskip("ray")
     # The task lives in this test module, which Ray workers cannot import: ship it by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    settings = Settings(home=tmp_path, embedder=EmbedderConfig(backend="hashing"))
+    settings = Settings(home=tmp_path, embedder=EmbedderConfig(backend="hashing"), search_embedder=EmbedderConfig(backend="hashing"))
     with Shelfwise.open(settings) as sw:  # migrate once, before the workers open the same SQLite file
         pass
     ids = [f"p{i:02d}" for i in range(12)]

@@ -48,6 +48,14 @@ class Shelfwise:
 
         return make_embedder(self.settings.embedder)
 
+    @cached_property
+    def search_embedder(self):  # type: ignore[no-untyped-def]
+        from .llm.embed import make_embedder
+
+        if self.settings.search_embedder == self.settings.embedder:
+            return self.embedder  # one model in memory when both roles name the same one
+        return make_embedder(self.settings.search_embedder)
+
     def close(self) -> None:
         self.recorder.flush()
         self.cache.flush()

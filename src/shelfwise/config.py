@@ -95,7 +95,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default is a SQLite file in home")
     data_dir: Path = Field(Path("../shared/data"), description="public benchmark data (read-only)")
     roles: dict[str, RoleConfig] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
-    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig,
+                                     description="sentence vectors for the knowledge base and the intent graph")
+    search_embedder: EmbedderConfig = Field(
+        default_factory=lambda: EmbedderConfig(model="bge-small-en-v1.5"),
+        description="the bi-encoder of dense search (products and queries); a retrieval model, separate from "
+                    "`embedder` because the knowledge base's similarity thresholds are calibrated on that one")
     llm_threads: int = Field(2, ge=1, description="CPU threads for the embedded llama.cpp models")
     llm_cache: bool = Field(True, description="cache model calls by prompt hash in the database")
     max_listing_tokens: int = Field(1200, ge=64, description="listing text is cut to this budget")

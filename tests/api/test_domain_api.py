@@ -34,7 +34,7 @@ def sw(tmp_path):
     keys = [ApiKeyConfig(name="r", key="read-key", role="reader"),
             ApiKeyConfig(name="w", key="write-key", role="writer"),
             ApiKeyConfig(name="e", key="expert-key", role="expert")]
-    app = Shelfwise.open(Settings(home=tmp_path / "home", api_keys=keys, embedder=EmbedderConfig(backend="hashing")))
+    app = Shelfwise.open(Settings(home=tmp_path / "home", api_keys=keys, embedder=EmbedderConfig(backend="hashing"), search_embedder=EmbedderConfig(backend="hashing")))
     with app.db.session() as s:
         for item in LISTINGS:
             Catalog(s).upsert(Listing.model_validate(item), source="test")

@@ -33,7 +33,7 @@ def _generation_fixture():
 
 @pytest.fixture
 def gsw(tmp_path) -> Iterator[Shelfwise]:
-    app = Shelfwise.open(Settings(home=tmp_path / "home", embedder={"backend": "hashing"}))
+    app = Shelfwise.open(Settings(home=tmp_path / "home", embedder={"backend": "hashing"}, search_embedder={"backend": "hashing"}))
     with app.db.session() as s:
         cat = Catalog(s)
         for pid, title, cat_path in PRODUCTS:

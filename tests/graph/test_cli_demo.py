@@ -69,7 +69,7 @@ def test_cli_errors_say_how_to_fix(cli_app, tmp_path):
 def test_demo_step_runs_on_the_demo_catalog(tmp_path):
     from shelfwise.demo import demo_catalog_path
 
-    sw = Shelfwise.open(Settings(home=tmp_path / "demo", embedder={"backend": "hashing"}))
+    sw = Shelfwise.open(Settings(home=tmp_path / "demo", embedder={"backend": "hashing"}, search_embedder={"backend": "hashing"}))
     tails = iter(["winter camping trip", "keeping feet warm", "filming adventures", "long hospital shifts",
                   "sleeping outdoors", "snowy hikes", "protecting the camera", "backyard campout", "ice fishing"] * 3)
     sw.llms.set_backend("graph.generator", ScriptedBackend("scripted", responder=lambda req: json.dumps(
@@ -93,7 +93,7 @@ def test_demo_step_runs_on_the_demo_catalog(tmp_path):
 def test_real_embedded_model_generates_candidates(tmp_path):
     """The real graph.generator (qwen2.5-coder-0.5b via llama.cpp) answers the generation prompt with
     structured, relation-tied candidates."""
-    sw = Shelfwise.open(Settings(home=tmp_path / "real", embedder={"backend": "hashing"},
+    sw = Shelfwise.open(Settings(home=tmp_path / "real", embedder={"backend": "hashing"}, search_embedder={"backend": "hashing"},
                                  llm_threads=1, roles={"graph.generator": {"timeout_s": 600}}))
     with sw.db.session() as s:
         Catalog(s).ingest(read_listings(__import__("shelfwise.demo", fromlist=["x"]).demo_catalog_path()))

@@ -36,7 +36,7 @@ LISTINGS = [
 
 
 def make_app(tmp_path: Path) -> Shelfwise:
-    settings = Settings(home=tmp_path / "home", embedder=EmbedderConfig(backend="hashing"))
+    settings = Settings(home=tmp_path / "home", embedder=EmbedderConfig(backend="hashing"), search_embedder=EmbedderConfig(backend="hashing"))
     return Shelfwise.open(settings)
 
 

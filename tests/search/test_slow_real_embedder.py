@@ -1,4 +1,4 @@
-"""The real path: all-MiniLM-L6-v2 (the ``local`` embedder) on the small catalog."""
+"""The real path: the default search embedder (bge-small-en-v1.5, int8 ONNX) on the small catalog."""
 
 from __future__ import annotations
 

@@ -331,6 +331,12 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
     if config.backend == "hashing":
         return HashingEmbedder(batch_size=config.batch_size)
     if config.backend == "local":
+        from .onnx_models import ONNX_EMBEDDERS, OnnxEmbedder
+
+        if config.model in ONNX_EMBEDDERS:
+            return OnnxEmbedder(config.model, batch_size=config.batch_size)
+        if config.model not in LOCAL_EMBEDDERS:
+            raise UnknownNameError("local embedding model", config.model, [*LOCAL_EMBEDDERS, *ONNX_EMBEDDERS])
         return LocalEmbedder(config.model, batch_size=config.batch_size)
     if config.backend == "openai":
         key = config.api_key.get_secret_value() if config.api_key else None

@@ -62,7 +62,7 @@ class SearchService:
         t0 = time.perf_counter()
         with self.sw.db.session() as s:
             docs = load_docs(s)
-            index = SearchIndex.build(docs, self.sw.embedder, self.config)
+            index = SearchIndex.build(docs, self.sw.search_embedder, self.config)
             n_predicted = store_predicted(s, docs, self._intents_for(docs))
         index.save(self.directory)
         self._searcher = None
@@ -77,7 +77,7 @@ class SearchService:
             changed = [d for pid, d in docs.items() if indexed.get(pid) != d.stamp]
             removed = [pid for pid in indexed if pid not in docs]
             for doc in changed:
-                index.upsert(doc, self.sw.embedder)
+                index.upsert(doc, self.sw.search_embedder)
             for pid in removed:
                 index.delete(pid)
             if changed:
@@ -93,7 +93,7 @@ class SearchService:
         with self.sw.db.session() as s:
             docs = load_docs(s, [product_id])
             if docs:
-                searcher.index.upsert(docs[0], self.sw.embedder)
+                searcher.index.upsert(docs[0], self.sw.search_embedder)
                 store_predicted(s, docs, self._intents_for(docs))
             else:
                 searcher.index.delete(product_id, missing_ok=True)
@@ -103,12 +103,12 @@ class SearchService:
     # -- the loaded pipeline ----------------------------------------------------------------------------
     def searcher(self) -> Searcher:
         if self._searcher is None:
-            index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.embedder.name)
+            index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.search_embedder.name)
             bandit = ContextualBandit(epsilon=self.config.bandit_epsilon).load(self.directory / "bandit.npz")
             ranker: LTRRanker | None = None
             if (self.directory / "ranker.json").exists():
                 ranker = LTRRanker().load(self.directory / "ranker.json")
-            self._searcher = Searcher(index, self.sw.embedder, config=self.config, intents=self.sw.providers.intents,
+            self._searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
                                       bandit=bandit, ranker=ranker)
             self._memory_stale = True
         if self._memory_stale:
