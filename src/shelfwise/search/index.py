@@ -58,11 +58,6 @@ class SearchIndex:
         self.ids = np.array([d.id for d in self.docs], dtype=object)
         self.popularity = np.array([d.popularity for d in self.docs], dtype=np.float32)
         self.rating = np.array([d.rating for d in self.docs], dtype=np.float32)
-        # leaf category as a small int per row (-1: none), for the category-agreement features
-        codes: dict[str, int] = {}
-        self.leaf_category = np.array([codes.setdefault(leaf, len(codes)) if leaf else -1
-                                       for leaf in (d.category.split(">")[-1].strip() for d in self.docs)],
-                                      dtype=np.int32)
 
     # -- building -----------------------------------------------------------------------------------
     @classmethod

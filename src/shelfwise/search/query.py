@@ -49,9 +49,6 @@ def validate_query(query: object, config: SearchConfig) -> str:
     return text
 
 
-CATEGORY_SHARE_TOP = 20  # how many top lexical / dense results vote on the query's categories
-
-
 class Query:
     def __init__(self, text: str, index: SearchIndex, *, embedder: Embedder, memory: MemoryIndex | None,
                  understanding: QueryUnderstanding | None, intents: IntentSource | None, config: SearchConfig,
@@ -101,25 +98,6 @@ class Query:
     def cosine_max(self) -> float:
         _rows, sims = self.dense_search(1)
         return float(sims[0]) if len(sims) else 0.0
-
-    def category_share(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each row, the share of the top ``CATEGORY_SHARE_TOP`` lexical and dense results that are in its
-        leaf category: a product whose category agrees with what the query mostly finds is rarely a wrong-
-        category hit (the ESCI Irrelevant ones often are). Pseudo-relevance feedback, no clicks needed."""
-        leaf = self.index.leaf_category
-        lexical = np.where(self.alive, self.bm25, 0.0)
-        k = min(CATEGORY_SHARE_TOP, len(lexical))
-        top_lex = np.argpartition(-lexical, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        top_lex = top_lex[lexical[top_lex] > 0]
-        top_dense, _ = self.dense_search(CATEGORY_SHARE_TOP)
-        out = []
-        for top in (top_lex, top_dense):
-            cats = leaf[top]
-            counts = np.bincount(cats[cats >= 0], minlength=int(leaf.max(initial=-1)) + 1)
-            mine = leaf[rows]
-            share = np.where(mine >= 0, counts[np.maximum(mine, 0)] if len(counts) else 0.0, 0.0)
-            out.append((share / max(len(top), 1)).astype(np.float32))
-        return out[0], out[1]
 
     @cached_property
     def slots(self) -> list[Slot]:

@@ -1,8 +1,7 @@
 """Ranking features for a query and a set of candidate rows, as one float32 matrix (no per-row Python).
 
-Every feature is a slice of a full-corpus vector (or, like the category agreement, a function of the row
-and of full-corpus top lists), so it does not depend on which strategies the bandit ran: the ranker sees
-the same inputs whatever mix produced the candidates."""
+Every feature is a slice of a full-corpus vector, so it does not depend on which strategies the bandit
+ran: the ranker sees the same inputs whatever mix produced the candidates."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"bm25_{f}" for f in FIELDS),
     "bm25", "bm25_norm", "bm25_all_norm", "cosine", "cosine_gap", "cov_title", "cov_all",
     "slot_score", "slots_matched", "memory", "memory_observed", "intent",
-    "popularity", "rating", "q_tokens", "q_has_digit", "q_slots", "cat_share_lexical", "cat_share_dense",
+    "popularity", "rating", "q_tokens", "q_has_digit", "q_slots",
 )
 
 
@@ -37,7 +36,6 @@ def feature_matrix(query: Query, rows: np.ndarray) -> np.ndarray:
     cov_title, cov_all = query.coverage
     slot_score, slot_count = query.structured
     mem_total, mem_seen = query.memory
-    cat_lexical, cat_dense = query.category_share(rows)
     n = len(rows)
     q_tokens = float(len(query.tokens))
     q_digit = float(any(ch.isdigit() for ch in query.text))
@@ -47,6 +45,6 @@ def feature_matrix(query: Query, rows: np.ndarray) -> np.ndarray:
         cos_max - cosine,
         cov_title[rows], cov_all[rows], slot_score[rows], slot_count[rows], mem_total[rows], mem_seen[rows],
         query.intent[rows], query.index.popularity[rows], query.index.rating[rows],
-        np.full(n, q_tokens), np.full(n, q_digit), np.full(n, float(len(query.slots))), cat_lexical, cat_dense,
+        np.full(n, q_tokens), np.full(n, q_digit), np.full(n, float(len(query.slots))),
     ]
     return np.column_stack(columns).astype(np.float32) if n else np.zeros((0, len(FEATURE_NAMES)), np.float32)
