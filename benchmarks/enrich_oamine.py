@@ -164,6 +164,14 @@ def _audit_worked(kb: KnowledgeBase, lv, gold: dict[str, dict], by_title: dict[s
     return 1
 
 
+def batch_outcome(sw: Shelfwise, batch: str) -> tuple[dict, dict, int]:
+    """A finished batch's per-product results, its predictions, and the supervisor calls the escalation
+    budget spent on products without an open dispute."""
+    results = JobTracker(sw.db, f"enrich:{batch}").results()
+    preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
+    return results, preds, sum(1 for r in results.values() if _escalated_only(r))
+
+
 def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: str) -> dict:
     """Extract held-out TRAIN ``rows`` with the KB frozen as it is (no learning, no review) and score them
     against their train labels: disagreement, calls, F1 (resumable by ``batch``)."""
@@ -172,10 +180,8 @@ def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: st
     t0 = time.perf_counter()
     report = frozen.run_batch(ids, batch_id=batch,
                               on_product=lambda r: log(f"{batch}: {r.product_id} disagreements={r.disagreements}"))
-    results = JobTracker(sw.db, f"enrich:{batch}").results()
-    preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
+    _results, preds, escalated = batch_outcome(sw, batch)
     gold = {f"train-{r['i']}": r["gold"] for r in rows}
-    escalated = sum(1 for r in results.values() if _escalated_only(r))
     return {"batch": batch, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "decided": report.decided, "settled_by_track_record": report.trusted,
             "screened_by_kb": report.screened, "supervisor_calls": report.supervisor_calls,
@@ -371,10 +377,8 @@ def main() -> None:
         report = loop.run_batch(ids, batch_id=f"round-{rnd}",
                                 on_product=lambda r, rnd=rnd: log(f"round {rnd}: {r.product_id} "
                                                          f"disagreements={r.disagreements}"))
-        results = JobTracker(sw.db, f"enrich:round-{rnd}").results()
-        preds = {pid: (r or {}).get("values", {}) for pid, r in results.items()}
+        _results, preds, escalated = batch_outcome(sw, f"round-{rnd}")
         f1 = score(preds, {pid: train_gold[pid] for pid in ids})["f1"]
-        escalated = sum(1 for r in results.values() if _escalated_only(r))
         answered = expert_answers(sw, train_gold)
         audited = expert_audit(sw, train_gold, {f"train-{r['i']}": r["title"] for r in sample})
         with sw.db.session() as s:
@@ -432,14 +436,12 @@ def main() -> None:
     seconds_key = "full_seconds" if args.test_batch == "test-full-loop" else f"{args.test_batch}_seconds"
     state[seconds_key] = state.get(seconds_key, 0.0) + time.perf_counter() - t0
     state_path.write_text(json.dumps(state, indent=1))
-    full_res = JobTracker(sw.db, f"enrich:{args.test_batch}").results()
-    full = {pid: (r or {}).get("values", {}) for pid, r in full_res.items()}
+    full_res, full, full_escalated = batch_outcome(sw, args.test_batch)
     full_calls = sum((r or {}).get("supervisor_calls", 0) for r in full_res.values())
     full_trusted = sum(len((r or {}).get("trusted", [])) for r in full_res.values())
     full_screened = sum(len((r or {}).get("screened", [])) for r in full_res.values())
     with sw.db.session() as s:
         track = [r.model_dump() for r in TrackRecord.from_reviews(s, trust).rows() if not r.category_path]
-    full_escalated = sum(1 for r in full_res.values() if _escalated_only(r))
 
     # Only now are the test labels read.
     labels = {f"test-{r['i']}": r["gold"] for r in read_rows(folder / "test.jsonl", labels=True)}
