@@ -86,6 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip()  # at the start: the code that runs
     products, qrels, dev, test = load_esci(Path(args.data) / "esci-us-judgments-subset")
     results_path = ROOT / "benchmarks" / "results" / "search_esci.json"
     sw, searcher, tuned = bench.tuned_searcher(results_path, products, "local")
@@ -107,9 +109,7 @@ def main() -> None:
     ranker = LTRRanker(**params).fit(X, y, groups)
     test_scores = [per_query(searcher, ranker, q, qrels[q], ce) for q in test]
     ce.save()
-    out: dict = {"commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                          check=False).stdout.strip(),
-                 "tuned_from_commit": tuned.get("commit"), "model": ce.model.name, "ranker": params}
+    out: dict = {"commit": commit, "tuned_from_commit": tuned.get("commit"), "model": ce.model.name, "ranker": params}
     for split, scores in (("dev_cv", dev_scores), ("test", test_scores)):
         out[split] = {k: round(float(np.mean([s[k] for s in scores])), 4) for k in scores[0]}
     for protocol in ("full", "rerank"):
