@@ -186,3 +186,16 @@ def test_onnx_int8_query_vectors_match_the_torch_document_space():
     assert cos.min() > 0.995, cos  # the int8 export stays in the fp32 documents' vector space
     # and ranks the same: each query is still closest to its own fp32 vector
     assert (np.argmax(q @ ref.T, axis=1) == np.arange(len(queries))).all()
+
+
+def test_search_shares_the_embedder_when_both_settings_name_the_same_model(tmp_path):
+    from shelfwise.app import Shelfwise
+    from shelfwise.config import Settings
+
+    same = Shelfwise.open(Settings(home=tmp_path / "a", embedder={"backend": "hashing"},
+                                   search_embedder={"backend": "hashing"}))
+    assert same.search_embedder is same.embedder  # one model in memory, not two
+    apart = Shelfwise.open(Settings(home=tmp_path / "b", embedder={"backend": "hashing"}))
+    assert apart.search_embedder.name == "bge-small-en-v1.5" and apart.embedder.name == "hashing-384"
+    same.close()
+    apart.close()

@@ -18,6 +18,7 @@ def test_dense_retrieval_with_the_local_embedder(tmp_path):
     ingest(sw)
     svc = SearchService(sw)
     svc.build_index()
+    assert svc.searcher().embedder.name == "bge-small-en-v1.5" != sw.embedder.name  # search has its own model
     q = svc.searcher().query("something to make coffee at home")  # no product says "make"
     ids = [c.product_id for c in get_retriever("dense").retrieve(q, 3)]
     assert "p-espresso" in ids

