@@ -6,7 +6,11 @@ Dataset. Train, tune and choose on dev queries only; report dev and test.
 Writes benchmarks/results/search_esci.json. Document embeddings are cached in benchmarks/work/ (resumable).
 Run the latency part on a quiet machine: ``--latency-only`` re-measures just that (and updates the JSON).
 ``--online-only --out PATH`` re-runs only the simulated online learning (with the tuned settings of the last
-full run) and writes its figures to PATH, never to the reported results.
+full run) and writes its figures to PATH, never to the reported results. ``--search-model all-minilm-l6-v2``
+runs the previous search embedder in its own work folder.
+
+One process at a time per work folder: runs share its home database (the simulation writes the click memory
+that every run first clears), so two at once can fail with a stale-row error.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from shelfwise.store import Catalog, Listing
 
 WORK = ROOT / "benchmarks" / "work" / "search_esci"
 STRATEGIES = ("lexical", "structured", "dense", "memory")
-SEARCH_MODEL = "bge-small-en-v1.5"  # --search-model
+DEFAULT_SEARCH_MODEL = "bge-small-en-v1.5"
+SEARCH_MODEL = DEFAULT_SEARCH_MODEL  # --search-model
 
 
 def log(msg: str) -> None:
@@ -227,15 +232,16 @@ def main() -> None:
     SEARCH_MODEL = args.search_model
     if args.embedder != "local":
         WORK = WORK.with_name(f"search_esci_{args.embedder}")
-    elif SEARCH_MODEL != "bge-small-en-v1.5":
+    elif SEARCH_MODEL != DEFAULT_SEARCH_MODEL:
         WORK = WORK.with_name(f"search_esci_{SEARCH_MODEL}")  # its own index and JSON, never the reported one
     data = Path(args.data)
     WORK.mkdir(parents=True, exist_ok=True)
     products, qrels, dev, test = load_esci(data / "esci-us-judgments-subset")
     results: dict = {"commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, check=False,
-                                              text=True).stdout.strip(), "machine": "2-core CPU, 24 GiB, no GPU"}
+                                              text=True).stdout.strip(), "machine": "2-core CPU, 24 GiB, no GPU",
+                     "search_model": SEARCH_MODEL if args.embedder == "local" else args.embedder}
     out = ROOT / "benchmarks" / "results" / "search_esci.json"
-    if args.embedder != "local" or args.quick or SEARCH_MODEL != "bge-small-en-v1.5":
+    if args.embedder != "local" or args.quick or SEARCH_MODEL != DEFAULT_SEARCH_MODEL:
         out = WORK / "search_esci.json"  # smoke runs never overwrite the reported results
     if args.latency_only:
         serving_only(out, products, qrels, dev, test, args.embedder)
