@@ -106,3 +106,42 @@ def test_real_supervisor_model_loads_and_answers(model_cache):
         assert value.correct is False and comp.output_tokens > 0
     finally:
         backend.close()
+
+
+def test_prompt_states_keep_one_logits_row_and_their_capacity():
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    from shelfwise.llm.backends.local import PromptStates
+
+    def state(tag: int) -> LlamaState:  # the shape llama.cpp hands over: n_batch x vocab logits, KV bytes
+        return LlamaState(np.array([tag], dtype=np.intc), np.full((512, 1000), float(tag), np.float32), 1,
+                          b"k" * 1000, 1000, 0)
+
+    cache = PromptStates(capacity_bytes=2500)
+    for tag in range(3):
+        cache[(tag, 1, 2)] = state(tag)
+    assert len(cache.cache_state) == 2 and (0, 1, 2) not in cache  # the oldest went when KV passed 2,500 bytes
+    kept = cache[(2, 1, 2, 99)]  # longest stored prefix of a longer prompt
+    assert kept.scores.shape == (1, 1000) and kept.scores[0, 0] == 2.0  # ~300 MB upstream, 4 KB here
+
+
+@pytest.mark.slow
+def test_prompt_states_resume_each_roles_prefix_with_the_same_answers(model_cache):
+    """Two roles alternate on one model: with the states cache each call resumes its own prefix, and
+    greedy answers match a model without it."""
+    prefixes = ["You extract product attributes. Reply with the brand only. " * 20,
+                "You check extracted values critically. Reply yes or no. " * 20]
+    def answers(cache_mb: int) -> list[str]:
+        backend = LocalBackend("qwen2.5-coder-0.5b", RoleConfig(max_tokens=6, max_retries=0, context_tokens=2048),
+                               threads=2, cache_dir=model_cache, prompt_cache_mb=cache_mb)
+        try:
+            out = [backend.execute(ChatRequest(messages=(Message(role="user", content=f"{p}Listing {i}: Lavazza "
+                                                                   f"espresso {i} kg"),), max_tokens=6)).text
+                   for i in range(3) for p in prefixes]
+            if cache_mb:
+                assert backend._llama is not None and len(backend._llama.cache.cache_state) >= 4
+            return out
+        finally:
+            backend.close()
+    assert answers(64) == answers(0)

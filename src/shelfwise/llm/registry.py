@@ -54,7 +54,8 @@ class LLMRegistry:
 
     def _backend_options(self, cfg: RoleConfig) -> dict[str, Any]:
         if cfg.backend == "local":
-            return {"threads": self.settings.llm_threads, "cache_dir": self.settings.home / "models"}
+            return {"threads": self.settings.llm_threads, "cache_dir": self.settings.home / "models",
+                    "prompt_cache_mb": self.settings.llm_prompt_cache_mb}
         return {}
 
     def for_role(self, role: str) -> LLM:
