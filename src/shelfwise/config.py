@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     llm_cache: bool = Field(True, description="cache model calls by prompt hash in the database")
     llm_prompt_cache_mb: int = Field(512, ge=0, description="RAM per embedded model for llama.cpp states keyed "
                                      "by prompt prefix (0: off): roles sharing one model resume their own prompt "
-                                     "prefix; ~17 % faster enrichment for ~1.2 GB more peak memory")
+                                     "prefix; ~20 % faster enrichment for ~1.2 GB more peak memory")
     max_listing_tokens: int = Field(1200, ge=64, description="listing text is cut to this budget")
     api_keys: list[ApiKeyConfig] = Field(default_factory=list, description="HTTP API keys with roles")
     log_json: bool = False

@@ -33,7 +33,7 @@ class PromptStates(LlamaRAMCache):
     """llama.cpp states keyed by prompt tokens, so the roles that share one embedded model (generator,
     evaluator, memory manager on the 0.5B) each resume from their own prompt prefix (system prompt, schema,
     learnings) instead of re-reading it after another role's call (llama.cpp itself reuses only the prefix
-    shared with the previous call). Measured on 6 OA-Mine products, one core: 51.8 -> 42.7 s a product
+    shared with the previous call). Measured on 6 OA-Mine products, one core: 50.1 -> 39.0 s a product
     (``benchmarks/enrich_prompt_cache.py``, docs/llm-backends.md).
 
     Each state is stored without its logits matrix: upstream copies ``n_batch x vocab`` floats (~300 MB for
