@@ -6,7 +6,7 @@
 
 Run both settings at the same time, one core each, so they share the machine's state. Each run extracts
 the same ``--n`` OA-Mine train products (Coffee and Shoes, stratified, ``--seed``) with the loop frozen (no
-learning, no review), in a fresh home under /tmp, one llama.cpp thread. Writes its row into
+learning, no review), in a fresh home under /tmp, with ``--threads`` llama.cpp threads (default 1). Writes its row into
 benchmarks/results/enrich_prompt_cache.json (keyed by the cache size, with the commit) and the extracted
 values into the home, to compare outputs between settings.
 """
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--cache-mb", type=int, required=True)
     ap.add_argument("--n", type=int, default=6)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (2: the products/minute on 2 cores)")
     ap.add_argument("--models", default="/tmp/enrich-panel/models",
                     help="a folder with the assembled GGUF files (saves re-assembling them per home)")
     args = ap.parse_args()
@@ -46,12 +47,13 @@ def main() -> None:
                             check=False).stdout.strip()
     rows = bench.read_rows(Path(args.data) / "oa-mine-extractgpt" / "train.jsonl", labels=False)
     rows = bench.stratified([r for r in rows if r["category"] in ("Coffee", "Shoes")], args.n, args.seed)
-    home = Path(f"/tmp/enrich-prompt-cache-{args.cache_mb}")
+    key = str(args.cache_mb) if args.threads == 1 else f"{args.cache_mb}/threads={args.threads}"
+    home = Path(f"/tmp/enrich-prompt-cache-{key.replace('/', '-')}")
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
     if Path(args.models).is_dir():
         (home / "models").symlink_to(args.models)
-    sw = Shelfwise.open(Settings(home=home, llm_cache=False, llm_threads=1, llm_prompt_cache_mb=args.cache_mb))
+    sw = Shelfwise.open(Settings(home=home, llm_cache=False, llm_threads=args.threads, llm_prompt_cache_mb=args.cache_mb))
     ids = sorted(bench.ingest(sw, rows, "train"))
     loop = EnrichmentLoop(sw, LoopConfig(learn=False, review_below=0.0, audit_rulings=0.0))
     t0 = time.perf_counter()
@@ -60,12 +62,13 @@ def main() -> None:
     values = {p: (r or {}).get("values", {}) for p, r in JobTracker(sw.db, "enrich:throughput").results().items()}
     (home / "values.json").write_text(json.dumps(values, indent=1, sort_keys=True))
     row = {"commit": commit, "products": len(ids), "seconds": round(seconds, 1),
-           "seconds_per_product": round(seconds / len(ids), 1), "supervisor_calls": report.supervisor_calls,
+           "seconds_per_product": round(seconds / len(ids), 1),
+           "products_per_min": round(len(ids) / seconds * 60, 2), "threads": args.threads, "supervisor_calls": report.supervisor_calls,
            "disagreements": report.disagreements, "values": str(home / "values.json"),
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     out = ROOT / "benchmarks" / "results" / "enrich_prompt_cache.json"
     results = json.loads(out.read_text()) if out.exists() else {}
-    results[str(args.cache_mb)] = row
+    results[key] = row
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(row), flush=True)
     sw.close()
