@@ -73,6 +73,7 @@ def _session(spec: OnnxModelSpec, threads: int):  # type: ignore[no-untyped-def]
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    tokenizer.no_padding()  # the cross-encoder's file pads every input to 512 tokens; we feed unpadded texts
     tokenizer.enable_truncation(spec.max_tokens)
     return session, tokenizer
 
