@@ -176,6 +176,23 @@ def _verified(path: Path, sha256: str, package: str) -> Path:
     return path
 
 
+def onnx_session(model_file: Path, tokenizer_file: Path, *, threads: int, max_tokens: int):  # type: ignore[no-untyped-def]
+    """An onnxruntime CPU session (``threads`` intra-op threads) and its HuggingFace tokenizer, set up for one
+    text at a time: truncated to ``max_tokens``, never padded (a tokenizer.json may ask for fixed padding,
+    which would feed pad tokens the model attends to)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_tokens)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"]), tokenizer
+
+
 class OnnxQueryEncoder:
     """Mean-pooled, normalised MiniLM sentence vectors from an ONNX graph (inputs ``input_ids``,
     ``attention_mask``, ``token_type_ids``; output ``last_hidden_state``) and a HuggingFace ``tokenizer.json``.
@@ -183,17 +200,8 @@ class OnnxQueryEncoder:
     query gains nothing from more, and the other core serves the next request)."""
 
     def __init__(self, model_file: Path, tokenizer_file: Path, *, threads: int = 1, max_tokens: int = 256) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_tokens)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.session, self.tokenizer = onnx_session(model_file, tokenizer_file, threads=threads,
+                                                    max_tokens=max_tokens)
 
     def encode(self, text: str) -> np.ndarray:
         ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int64)

@@ -18,12 +18,13 @@ import importlib.util
 import os
 import threading
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, UnknownNameError
-from .embed import Embedder, _normalise, _verified
+from .embed import Embedder, _normalise, _verified, onnx_session
 
 __all__ = ["CROSS_ENCODERS", "ONNX_EMBEDDERS", "CrossEncoder", "OnnxEmbedder", "OnnxModelSpec"]
 
@@ -61,21 +62,20 @@ def _model_dir(spec: OnnxModelSpec) -> Path:
     return Path(next(iter(found.submodule_search_locations))) / spec.subdir
 
 
-def _session(spec: OnnxModelSpec, threads: int):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
+@cache
+def _verified_dir(spec: OnnxModelSpec) -> Path:
+    """The model's folder once its model.onnx matches the pinned sha256 (hashed once per process, not once per
+    session: an embedder opens two)."""
     directory = _model_dir(spec)
-    model_file = _verified(directory / "model.onnx", spec.sha256, spec.package)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-    tokenizer.no_padding()  # the cross-encoder's file pads every input to 512 tokens; we feed unpadded texts
-    tokenizer.enable_truncation(spec.max_tokens)
-    return session, tokenizer
+    _verified(directory / "model.onnx", spec.sha256, spec.package)
+    return directory
+
+
+def _session(spec: OnnxModelSpec, threads: int):  # type: ignore[no-untyped-def]
+    # onnx_session never pads: the cross-encoder's tokenizer.json pads every input to 512 tokens
+    directory = _verified_dir(spec)
+    return onnx_session(directory / "model.onnx", directory / "tokenizer.json", threads=threads,
+                        max_tokens=spec.max_tokens)
 
 
 class _Lazy:
