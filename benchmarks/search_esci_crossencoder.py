@@ -1,7 +1,7 @@
 """Would the shipped cross-encoder (ms-marco-MiniLM-L-12-v2, int8 ONNX) improve the pipeline as a second
 stage? Chosen by 5-fold CV on dev only; the chosen setting is applied once to test.
 
-    taskset -c 1 .venv/bin/python benchmarks/search_esci_crossencoder.py [--data ../shared/data]  # ~20 min
+    taskset -c 1 .venv/bin/python benchmarks/search_esci_crossencoder.py [--data ../shared/data]  # ~2 min
 
 Stage 2 re-scores the LTR ranker's top D with ``z(ltr) + w * z(ce)`` (z: standardised within those D), for
 D in 10, 20, 30, 50 and w in 0 (no stage 2), 0.25, 0.5, 1, 2, 4, on both protocols: the full-corpus list of
