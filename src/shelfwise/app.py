@@ -56,6 +56,13 @@ class Shelfwise:
             return self.embedder  # one model in memory when both roles name the same one
         return make_embedder(self.settings.search_embedder)
 
+    @cached_property
+    def cross_encoder(self):  # type: ignore[no-untyped-def]
+        from .llm.onnx_models import CrossEncoder
+
+        cfg = self.settings.search_reranker  # the model loads on its first pair, not here
+        return CrossEncoder(cfg.model, threads=cfg.threads)
+
     def close(self) -> None:
         self.recorder.flush()
         self.cache.flush()

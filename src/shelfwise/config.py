@@ -22,7 +22,8 @@ from pydantic_settings import (
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["DEFAULT_ROLES", "ApiKeyConfig", "EmbedderConfig", "RoleConfig", "Settings", "get_settings"]
+__all__ = ["DEFAULT_ROLES", "ApiKeyConfig", "EmbedderConfig", "RerankerConfig", "RoleConfig", "Settings",
+           "get_settings"]
 
 BackendName = Literal["local", "openai", "anthropic", "bedrock", "scripted"]
 
@@ -68,6 +69,22 @@ class EmbedderConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
 
 
+class RerankerConfig(BaseModel):
+    """Search's optional second stage: a cross-encoder re-scores the ranker's top ``depth`` results.
+
+    Off by default (``depth`` 0) because it does not fit the serving budget on small machines: one pair costs
+    ~10 ms of CPU (int8 ms-marco-MiniLM-L-12, one core), so depth 20 adds ~0.2 s a query. On the ESCI subset it
+    lifted NDCG@10 by about 0.02 (``docs/benchmarks.md``); depth 20 and weight 2 were chosen on dev."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "ms-marco-minilm-l12-v2"
+    depth: int = Field(0, ge=0, le=100, description="re-score this many top results per query; 0 = off")
+    weight: float = Field(2.0, ge=0.0, description="cross-encoder weight against the ranker (both standardised)")
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for one query's pairs")
+    cache_size: int = Field(50_000, ge=0, description="(query, product text) scores kept for repeated queries")
+
+
 DEFAULT_ROLES: dict[str, RoleConfig] = {
     "worker.generator": RoleConfig(model="qwen2.5-coder-0.5b", max_tokens=384),
     # A second, different generator: the worker panel votes, and two models clash where one would just err.
@@ -101,6 +118,8 @@ class Settings(BaseSettings):
         default_factory=lambda: EmbedderConfig(model="bge-small-en-v1.5"),
         description="the bi-encoder of dense search (products and queries); a retrieval model, separate from "
                     "`embedder` because the knowledge base's similarity thresholds are calibrated on that one")
+    search_reranker: RerankerConfig = Field(default_factory=RerankerConfig,
+                                            description="the cross-encoder second stage of search (off by default)")
     llm_threads: int = Field(2, ge=1, description="CPU threads for the embedded llama.cpp models")
     llm_cache: bool = Field(True, description="cache model calls by prompt hash in the database")
     llm_prompt_cache_mb: int = Field(512, ge=0, description="RAM per embedded model for llama.cpp states keyed "

@@ -116,6 +116,11 @@ def test_search_explains_logs_takes_feedback_and_sees_updates(client, sw):
                                                              "decision_id": "never-shown"})
     assert never.status_code in (404, 422) and never.json()["fix"]
     assert client.get("/search?q=", headers=R).status_code == 422
+    # the optional cross-encoder stage (the real int8 model): per request, bounded
+    ce = client.get("/search?q=winter sleeping bag&k=3&rerank=3", headers=R).json()
+    assert ce["ranker"].endswith("+ce") and ce["hits"][0]["product_id"] == "bag-1"
+    assert all(h["rerank_score"] is not None for h in ce["hits"])
+    assert client.get("/search?q=bag&rerank=101", headers=R).status_code == 422
 
     with sw.db.session() as s:
         Catalog(s).upsert(Listing.model_validate({"id": "stove-1", "title": "Compact camping gas stove",

@@ -52,6 +52,10 @@ def test_search_json_and_learn_commands(tmp_path, monkeypatch):
     out = runner.invoke(app, ["search", "camping tent", "--json"])
     data = json.loads(out.output)
     assert data["hits"][0]["product_id"] == "p-tent" and 0 < data["propensity"] <= 1
+    out = runner.invoke(app, ["search", "camping tent", "--rerank", "3"])  # the real cross-encoder
+    assert out.exit_code == 0 and "cross-encoder" in out.output and "+ce" in out.output, out.output
+    out = runner.invoke(app, ["search", "camping tent", "--rerank", "500"])
+    assert out.exit_code == 2 and "less than or equal to 100" in " ".join(out.output.split())
     judgements = tmp_path / "j.json"
     judgements.write_text(json.dumps({"camping tent": {"p-tent": 3, "p-bag": 1},
                                       "espresso": {"p-espresso": 3, "p-beans": 1}}))

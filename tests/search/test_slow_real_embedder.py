@@ -27,3 +27,18 @@ def test_dense_retrieval_with_the_local_embedder(tmp_path):
     result = svc.search("sleeping outdoors in the cold", arm="broad", explain=True)
     assert result.hits[0].product_id == "p-bag" and result.hits[0].features["cosine"] > 0.3
     sw.close()
+
+
+@pytest.mark.slow
+def test_the_real_cross_encoder_stage_puts_the_relevant_product_first(tmp_path):
+    sw = Shelfwise.open(Settings(home=tmp_path / "home"))
+    ingest(sw)
+    svc = SearchService(sw)
+    svc.build_index()
+    # "charger" is in the USB-C charger's title and nowhere else, but the question is about headphones: a
+    # query the first stage (no ranker trained: fusion) is free to get wrong, and the cross-encoder must not
+    result = svc.search("headphones that block out plane noise", k=5, arm="broad", rerank=10)
+    assert result.ranker == "rrf+ce" and result.hits[0].product_id == "p-headphones"
+    scores = [h.rerank_score for h in result.hits]
+    assert scores[0] == max(scores) and scores[0] > 0 > min(scores)  # relevant vs irrelevant logits
+    sw.close()

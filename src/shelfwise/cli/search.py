@@ -47,13 +47,16 @@ def search(
     explain: Annotated[bool, typer.Option("--explain", help="show strategies, features and graph edges")] = False,
     segment: Annotated[str | None, typer.Option(help="user segment (a bandit context feature)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    rerank: Annotated[int | None, typer.Option(
+        min=0, max=100, help="re-score this many top results with the cross-encoder (~10 ms each; default: "
+                             "settings search_reranker.depth, off unless set; 0 = off)")] = None,
 ) -> None:
     """Search the catalog. Every search is logged with its decision id (use it for feedback)."""
     from ..search import SearchContext
 
     svc = _service()
     with handle_errors():
-        result = svc.search(query, k, context=SearchContext(user_segment=segment), explain=explain)
+        result = svc.search(query, k, context=SearchContext(user_segment=segment), explain=explain, rerank=rerank)
     if as_json:
         from dataclasses import asdict
 
@@ -65,9 +68,13 @@ def search(
     if explain and result.slots:
         console.print("understood: " + ", ".join(f"{s['field']}={s['value']} ({s['source']}, {s['weight']})"
                                                   for s in result.slots))
-    table = Table("#", "product", "title", "score", *(["found by (rank)", "features", "edges"] if explain else []))
+    reranked = any(h.rerank_score is not None for h in result.hits)
+    table = Table("#", "product", "title", "score", *(["cross-encoder"] if reranked else []),
+                  *(["found by (rank)", "features", "edges"] if explain else []))
     for hit in result.hits:
         row = [str(hit.position), hit.product_id, hit.title[:60], f"{hit.score:.3f}"]
+        if reranked:
+            row.append("-" if hit.rerank_score is None else f"{hit.rerank_score:.2f}")
         if explain:
             row += [", ".join(f"{s}({r})" for s, r in hit.found_by.items()),
                     ", ".join(f"{n}={v:g}" for n, v in list(hit.features.items())[:8]),

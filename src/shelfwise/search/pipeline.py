@@ -1,7 +1,8 @@
-"""The request path: understand the query, let the bandit pick a strategy mix, retrieve, rank, explain.
+"""The request path: understand the query, let the bandit pick a strategy mix, retrieve, rank, optionally
+re-score the top with a cross-encoder, explain.
 
-Pure in-memory work (no database, no model call besides the query embedding), so the service, the CLI, the
-HTTP API and the benchmark all run exactly this code."""
+Pure in-memory work (no database, no model call besides the query embedding and, when the second stage is
+on, the cross-encoder), so the service, the CLI, the HTTP API and the benchmark all run exactly this code."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from ..contracts import IntentSource
-from ..errors import NotTrainedError
+from ..errors import ConfigError, NotTrainedError
 from .bandit import Arm, ContextualBandit, query_context
 from .config import SearchConfig
 from .index import Embedder, SearchIndex
 from .memory import MemoryIndex
 from .query import Query, SearchContext
-from .rank import FEATURE_NAMES, LTRRanker, feature_matrix
+from .rank import FEATURE_NAMES, LTRRanker, SecondStage, feature_matrix
 from .retrievers import get_retriever
 from .understanding import QueryUnderstanding
 
@@ -35,6 +36,7 @@ class Hit:
     found_by: dict[str, int] = field(default_factory=dict)  # strategy -> its rank of this product
     features: dict[str, float] = field(default_factory=dict)
     edges: list[int] = field(default_factory=list)
+    rerank_score: float | None = None  # the cross-encoder's score when the second stage re-scored this hit
 
 
 @dataclass
@@ -45,7 +47,7 @@ class SearchResult:
     mix: dict[str, int]
     propensity: float
     context: dict[str, Any]
-    ranker: str  # "ltr" or "rrf" (fusion, when no ranker is trained yet)
+    ranker: str  # "ltr" or "rrf" (fusion, when no ranker is trained yet), "+ce" when the second stage ran
     hits: list[Hit]
     slots: list[dict[str, Any]] = field(default_factory=list)
     n_candidates: int = 0
@@ -64,12 +66,12 @@ class Searcher:
     def __init__(self, index: SearchIndex, embedder: Embedder, *, config: SearchConfig | None = None,
                  memory: MemoryIndex | None = None, understanding: QueryUnderstanding | None = None,
                  intents: IntentSource | None = None, bandit: ContextualBandit | None = None,
-                 ranker: LTRRanker | None = None) -> None:
+                 ranker: LTRRanker | None = None, second_stage: SecondStage | None = None) -> None:
         self.index, self.embedder = index, embedder
         self.config = config or index.config
         self.memory, self.understanding, self.intents = memory, understanding, intents
         self.bandit = bandit or ContextualBandit(epsilon=self.config.bandit_epsilon)
-        self.ranker = ranker
+        self.ranker, self.second_stage = ranker, second_stage
         self.retrievers = {name: get_retriever(name) for name in ("lexical", "structured", "dense", "memory", "intent")}
 
     def query(self, text: str, context: SearchContext | None = None) -> Query:
@@ -97,7 +99,8 @@ class Searcher:
         return rrf_scores(rows, found), "rrf", X
 
     def search(self, text: str, k: int = 10, context: SearchContext | None = None, *, arm: Arm | None = None,
-               explain: bool = False) -> SearchResult:
+               explain: bool = False, rerank: int | None = None) -> SearchResult:
+        """``rerank``: how many top results the second stage re-scores (None: its configured depth; 0: off)."""
         q = self.query(text, context)
         ctx = query_context(q)
         if arm is None:
@@ -106,12 +109,15 @@ class Searcher:
             propensity = 1.0
         rows, found = self.candidates(q, arm)
         scores, ranker, X = self.score(q, rows, found)
-        order = np.argsort(-scores, kind="stable")[:k]
+        order, pair = self.rerank(q.text, rows, scores, rerank)
+        if len(pair):
+            ranker += "+ce"
         hits = []
-        for pos, i in enumerate(order):
+        for pos, i in enumerate(order[:k]):
             row = int(rows[i])
             doc = self.index.docs[row]
-            hit = Hit(doc.id, doc.title, float(scores[i]), pos, dict(found[row]))
+            hit = Hit(doc.id, doc.title, float(scores[i]), pos, dict(found[row]),
+                      rerank_score=float(pair[pos]) if pos < len(pair) else None)
             if explain:
                 hit.features = {n: round(float(v), 4) for n, v in zip(FEATURE_NAMES, X[i], strict=True) if v}
                 hit.edges = q.edges_for(doc.id)
@@ -120,3 +126,15 @@ class Searcher:
                  for s in q.slots]
         return SearchResult(q.text, uuid.uuid4().hex, arm.name, dict(arm.mix), propensity, ctx, ranker, hits,
                             slots, len(rows))
+
+    def rerank(self, text: str, rows: np.ndarray, scores: np.ndarray, depth: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The final order of ``rows`` (indices, best first) and the second stage's scores of its head (empty
+        when the stage is off or absent)."""
+        stage = self.second_stage
+        if stage is None and depth:
+            raise ConfigError("this searcher has no second stage to re-rank with",
+                              fix="pass second_stage=SecondStage(CrossEncoder()) to Searcher (SearchService does)")
+        if stage is None or (depth if depth is not None else stage.depth) <= 0:
+            return np.argsort(-scores, kind="stable"), np.zeros(0)
+        return stage.rerank(text, [self.index.docs[int(r)] for r in rows], scores, depth)

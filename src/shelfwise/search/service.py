@@ -31,7 +31,7 @@ from .memory import MemoryIndex, store_predicted
 from .models import MemoryEntry
 from .pipeline import Searcher, SearchResult
 from .query import SearchContext
-from .rank import LTRRanker
+from .rank import LTRRanker, SecondStage
 from .understanding import QueryUnderstanding
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["SearchService"]
 
 log = logging.getLogger("shelfwise.search")
+
+MAX_RERANK = 100  # as RerankerConfig.depth allows
 
 
 class SearchService:
@@ -108,8 +110,10 @@ class SearchService:
             ranker: LTRRanker | None = None
             if (self.directory / "ranker.json").exists():
                 ranker = LTRRanker().load(self.directory / "ranker.json")
+            rr = self.sw.settings.search_reranker  # attached even when off: a request may ask for it
+            stage = SecondStage(self.sw.cross_encoder, depth=rr.depth, weight=rr.weight, cache_size=rr.cache_size)
             self._searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
-                                      bandit=bandit, ranker=ranker)
+                                      bandit=bandit, ranker=ranker, second_stage=stage)
             self._memory_stale = True
         if self._memory_stale:
             self._refresh_memory(self._searcher)
@@ -133,16 +137,22 @@ class SearchService:
         self._searcher = None
 
     def search(self, query: object, k: int | None = None, *, context: SearchContext | None = None,
-               explain: bool = False, arm: str | None = None, log_impression_event: bool = True) -> SearchResult:
-        """Run the pipeline and log the decision. ``arm`` forces a strategy mix (logged with propensity 1)."""
+               explain: bool = False, arm: str | None = None, rerank: int | None = None,
+               log_impression_event: bool = True) -> SearchResult:
+        """Run the pipeline and log the decision. ``arm`` forces a strategy mix (logged with propensity 1).
+        ``rerank`` re-scores that many top results with the cross-encoder (None: ``Settings.search_reranker
+        .depth``, off by default; 0: off)."""
         k = k or self.config.default_k
+        if rerank is not None and not 0 <= rerank <= MAX_RERANK:
+            raise InputError(f"rerank depth {rerank} is out of range",
+                             fix=f"use 0 (off) to {MAX_RERANK}; each re-scored result costs ~10 ms of CPU")
         searcher = self.searcher()
         forced = None
         if arm is not None:
             forced = next((a for a in searcher.bandit.arms if a.name == arm), None)
             if forced is None:
                 raise UnknownNameError("strategy mix", arm, [a.name for a in searcher.bandit.arms])
-        result = searcher.search(query, k, context, arm=forced, explain=explain)  # type: ignore[arg-type]
+        result = searcher.search(query, k, context, arm=forced, explain=explain, rerank=rerank)  # type: ignore[arg-type]
         if log_impression_event:
             with self.sw.db.session() as s:
                 log_impression(s, SearchImpression(

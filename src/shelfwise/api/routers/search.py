@@ -48,12 +48,17 @@ class Feedback(BaseModel):
 @router.get("")
 def search(search: SearchDep, _: Reader, q: Annotated[str, Query(description="what the shopper typed")],
            k: Annotated[int, Query(ge=1, le=200)] = 10, explain: bool = False,
-           segment: str | None = None) -> dict[str, Any]:
-    """Run the pipeline (bandit → strategies → ranker). The decision is logged with its propensity."""
+           segment: str | None = None,
+           rerank: Annotated[int | None, Query(ge=0, le=100, description="re-score this many top results with "
+                                               "the cross-encoder (~10 ms each); default: the server's setting")
+                             ] = None) -> dict[str, Any]:
+    """Run the pipeline (bandit → strategies → ranker → optional cross-encoder). The decision is logged with
+    its propensity."""
     from ...search import SearchContext
 
     with search.lock:
-        result = search.service.search(q, k, context=SearchContext(user_segment=segment), explain=explain)
+        result = search.service.search(q, k, context=SearchContext(user_segment=segment), explain=explain,
+                                       rerank=rerank)
     return asdict(result)
 
 

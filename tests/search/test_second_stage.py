@@ -1,0 +1,141 @@
+"""The cross-encoder second stage: blending, depth, caching, and its wiring through the service. The pair
+scorer here is ``ScriptedPairScorer``, a test double; the real cross-encoder is exercised in
+``test_slow_real_embedder.py`` and ``tests/llm/test_onnx_models.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shelfwise.config import RerankerConfig
+from shelfwise.errors import ConfigError, InputError
+from shelfwise.search import ProductDoc, SearchService
+from shelfwise.search.rank import SecondStage, pair_text
+from shelfwise.store import EventLog
+
+from .search_fixtures import ingest, make_app
+
+
+class ScriptedPairScorer:
+    """Test double: a fixed score per keyword found in the document, and a record of every pair scored."""
+
+    name = "scripted"
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores, self.calls = scores, []
+
+    def score(self, query: str, documents: list[str]) -> np.ndarray:
+        self.calls += [(query, d) for d in documents]
+        return np.array([max((s for w, s in self.scores.items() if w in d.lower()), default=0.0) for d in documents])
+
+
+def _docs(*titles: str) -> list[ProductDoc]:
+    return [ProductDoc(id=f"p{i}", title=t) for i, t in enumerate(titles)]
+
+
+def test_the_head_is_reordered_by_the_blend_and_the_tail_keeps_its_order():
+    docs = _docs("alpha", "beta", "gamma", "delta", "epsilon")
+    first = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    stage = SecondStage(ScriptedPairScorer({"gamma": 10.0}), depth=3, weight=2.0)
+    order, pair = stage.rerank("q", docs, first)
+    assert order.tolist() == [2, 0, 1, 3, 4]  # gamma jumps to the top; delta, epsilon untouched
+    assert pair.tolist() == [10.0, 0.0, 0.0]  # aligned with the new head
+    assert [q for q, _ in stage.scorer.calls] == ["q"] * 3  # only the head was scored
+
+
+def test_weight_zero_or_depth_below_two_keeps_the_first_order():
+    docs = _docs("alpha", "beta", "gamma")
+    first = np.array([1.0, 3.0, 2.0])
+    assert SecondStage(ScriptedPairScorer({"alpha": 9.0}), weight=0.0).rerank("q", docs, first)[0].tolist() == [1, 2, 0]
+    stage = SecondStage(ScriptedPairScorer({"alpha": 9.0}), depth=1)
+    order, pair = stage.rerank("q", docs, first)
+    assert order.tolist() == [1, 2, 0] and len(pair) == 0 and stage.scorer.calls == []
+
+
+def test_a_strong_first_stage_lead_survives_a_weak_cross_encoder_preference():
+    # Blending, not replacing: a small cross-encoder margin cannot overturn a large ranker margin.
+    docs = _docs("alpha", "beta", "gamma", "delta")
+    first = np.array([10.0, 0.0, 0.0, 0.0])
+    scorer = ScriptedPairScorer({"beta": 1.0, "gamma": 0.9, "delta": 0.8, "alpha": 0.7})
+    assert SecondStage(scorer, depth=4, weight=0.5).rerank("q", docs, first)[0][0] == 0
+    assert SecondStage(scorer, depth=4, weight=4.0).rerank("q", docs, first)[0][0] == 1
+
+
+def test_scores_are_cached_by_query_and_text_and_the_cache_is_bounded():
+    scorer = ScriptedPairScorer({"beta": 1.0})
+    stage = SecondStage(scorer, depth=2, cache_size=3)
+    docs = _docs("alpha", "beta")
+    stage.rerank("q", docs, np.array([2.0, 1.0]))
+    stage.rerank("q", docs, np.array([2.0, 1.0]))
+    assert len(scorer.calls) == 2 and stage.pairs_scored == 2  # the second request cost no model pass
+    changed = _docs("alpha", "beta v2")  # an updated product text is a new pair: never a stale score
+    stage.rerank("q", changed, np.array([2.0, 1.0]))
+    assert scorer.calls[-1] == ("q", "beta v2") and len(scorer.calls) == 3
+    stage.rerank("other", docs, np.array([2.0, 1.0]))
+    assert len(stage._cache) == 3  # bounded: the oldest pairs went first
+
+
+def test_duplicate_texts_in_one_request_are_scored_once():
+    scorer = ScriptedPairScorer({})
+    SecondStage(scorer, depth=3).rerank("q", _docs("same", "same", "other"), np.array([3.0, 2.0, 1.0]))
+    assert sorted(d for _, d in scorer.calls) == ["other", "same"]
+
+
+def test_pair_text_is_what_a_shopper_sees_first():
+    doc = ProductDoc(id="x", title="Burr grinder", brand="Brewmaster", category="Home > Kitchen > Grinders",
+                     text="a very long description " * 50)
+    assert pair_text(doc) == "Burr grinder. Brewmaster. Grinders"
+
+
+def test_invalid_stage_settings_are_rejected():
+    with pytest.raises(ValueError, match=">= 0"):
+        SecondStage(ScriptedPairScorer({}), depth=-1)
+    with pytest.raises(ValueError):
+        RerankerConfig(depth=101)
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    sw = make_app(tmp_path)
+    ingest(sw)
+    scorer = ScriptedPairScorer({"tent": 8.0})
+    sw.__dict__["cross_encoder"] = scorer  # Shelfwise.cross_encoder is a cached property: set it first
+    svc = SearchService(sw)
+    svc.build_index()
+    yield svc, scorer
+    sw.close()
+
+
+def test_service_leaves_the_stage_off_by_default_and_runs_it_on_request(scripted):
+    svc, scorer = scripted
+    plain = svc.search("camping gear", k=5, arm="broad")
+    assert not plain.ranker.endswith("+ce") and all(h.rerank_score is None for h in plain.hits)
+    assert scorer.calls == []  # off by default: no model pass
+    result = svc.search("camping gear", k=5, arm="broad", rerank=4)
+    assert result.ranker.endswith("+ce") and result.hits[0].product_id == "p-tent"
+    assert [h.rerank_score is not None for h in result.hits] == [True] * 4 + [False]
+    with svc.sw.db.session() as s:  # the log holds the order the shopper saw, and says the stage ran
+        logged = [r.event for r in EventLog(s).read("search_impression")][-1]
+    assert logged.product_ids == result.product_ids and logged.action["ranker"].endswith("+ce")
+    with pytest.raises(InputError, match="0 \\(off\\) to 100"):
+        svc.search("camping gear", rerank=101)
+
+
+def test_settings_turn_the_stage_on_for_every_request(tmp_path):
+    sw = make_app(tmp_path)
+    sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(depth=3)})
+    ingest(sw)
+    sw.__dict__["cross_encoder"] = ScriptedPairScorer({"tent": 8.0})
+    svc = SearchService(sw)
+    svc.build_index()
+    assert svc.search("camping gear", arm="broad").ranker.endswith("+ce")
+    assert not svc.search("camping gear", arm="broad", rerank=0).ranker.endswith("+ce")
+    sw.close()
+
+
+def test_a_searcher_without_a_stage_says_how_to_add_one(service):
+    searcher = service.searcher()
+    searcher.second_stage = None
+    with pytest.raises(ConfigError, match="SecondStage"):
+        searcher.search("espresso", rerank=5)
+    assert searcher.search("espresso").hits  # no request for it: fine
