@@ -61,8 +61,8 @@ class SecondStage:
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             fresh = self.scorer.score(query, missing)
-            self.pairs_scored += len(missing)
             with self._lock:
+                self.pairs_scored += len(missing)
                 for t, s in zip(missing, fresh.tolist(), strict=True):
                     known[t] = s
                     if self.cache_size:
