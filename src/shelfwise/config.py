@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,7 +74,8 @@ class RerankerConfig(BaseModel):
 
     Off by default (``depth`` 0) because it does not fit the serving budget on small machines: one pair costs
     ~10 ms of CPU (int8 ms-marco-MiniLM-L-12, one core), so depth 20 adds ~0.2 s a query. On the ESCI subset it
-    lifted NDCG@10 by about 0.02 (``docs/benchmarks.md``); depth 20 and weight 2 were chosen on dev."""
+    lifted NDCG@10 by about 0.02 (``docs/benchmarks.md``); depth 20 and weight 2 were chosen on dev. With
+    ``mode = "background"`` no request waits for it: repeated queries get it from the score cache."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,6 +84,15 @@ class RerankerConfig(BaseModel):
     weight: float = Field(2.0, ge=0.0, description="cross-encoder weight against the ranker (both standardised)")
     threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for one query's pairs")
     cache_size: int = Field(50_000, ge=0, description="(query, product text) scores kept for repeated queries")
+    mode: Literal["sync", "background"] = Field(
+        "sync", description="sync: score inside the request; background: re-rank only queries whose scores are "
+                            "cached and score the others on a low-priority thread (no request waits)")
+
+    @model_validator(mode="after")
+    def _background_needs_the_cache(self) -> RerankerConfig:
+        if self.mode == "background" and self.cache_size == 0:
+            raise ValueError("search_reranker.mode 'background' serves from the score cache: set cache_size > 0")
+        return self
 
 
 DEFAULT_ROLES: dict[str, RoleConfig] = {

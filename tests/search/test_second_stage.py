@@ -139,3 +139,59 @@ def test_a_searcher_without_a_stage_says_how_to_add_one(service):
     with pytest.raises(ConfigError, match="SecondStage"):
         searcher.search("espresso", rerank=5)
     assert searcher.search("espresso").hits  # no request for it: fine
+
+
+def test_background_mode_never_waits_and_reranks_from_the_second_visit():
+    docs = _docs("alpha", "beta", "gamma")
+    first = np.array([3.0, 2.0, 1.0])
+    scorer = ScriptedPairScorer({"gamma": 10.0})
+    stage = SecondStage(scorer, depth=3, mode="background")
+    order, pair = stage.rerank("q", docs, first)
+    assert order.tolist() == [0, 1, 2] and len(pair) == 0  # served by the first stage at once
+    stage.drain()
+    assert len(scorer.calls) == 3  # scored in the background
+    order, pair = stage.rerank("q", docs, first)
+    assert order.tolist()[0] == 2 and pair[0] == 10.0 and len(scorer.calls) == 3  # from the cache
+    order, pair = stage.rerank("q", docs, first, wait=True)  # an explicit request is honoured at once
+    assert order.tolist()[0] == 2
+
+
+def test_background_failures_are_logged_and_do_not_stop_the_worker(caplog):
+    class Failing(ScriptedPairScorer):
+        def score(self, query, documents):
+            if query == "boom":
+                raise RuntimeError("model crashed")
+            return super().score(query, documents)
+
+    stage = SecondStage(Failing({"beta": 5.0}), depth=2, mode="background")
+    docs, first = _docs("alpha", "beta"), np.array([2.0, 1.0])
+    stage.rerank("boom", docs, first)
+    stage.drain()
+    assert "model crashed" in caplog.text
+    stage.rerank("fine", docs, first)
+    stage.drain()
+    assert stage.rerank("fine", docs, first)[0].tolist() == [1, 0]  # the worker survived and kept scoring
+
+
+def test_background_mode_needs_a_cache():
+    with pytest.raises(ValueError, match="cache"):
+        SecondStage(ScriptedPairScorer({}), mode="background", cache_size=0)
+    with pytest.raises(ValueError, match="cache_size > 0"):
+        RerankerConfig(mode="background", cache_size=0)
+    with pytest.raises(ValueError, match="mode"):
+        SecondStage(ScriptedPairScorer({}), mode="lazy")  # type: ignore[arg-type]
+
+
+def test_service_background_mode_serves_at_once_then_from_the_cache(tmp_path):
+    sw = make_app(tmp_path)
+    sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(depth=4, mode="background")})
+    ingest(sw)
+    sw.__dict__["cross_encoder"] = ScriptedPairScorer({"tent": 8.0})
+    svc = SearchService(sw)
+    svc.build_index()
+    assert not svc.search("camping gear", arm="broad").ranker.endswith("+ce")
+    svc.second_stage.drain()
+    svc.reload()  # a pipeline reload keeps the stage and its scores
+    result = svc.search("camping gear", arm="broad")
+    assert result.ranker.endswith("+ce") and result.hits[0].product_id == "p-tent"
+    sw.close()

@@ -137,4 +137,6 @@ class Searcher:
                               fix="pass second_stage=SecondStage(CrossEncoder()) to Searcher (SearchService does)")
         if stage is None or (depth if depth is not None else stage.depth) <= 0:
             return np.argsort(-scores, kind="stable"), np.zeros(0)
-        return stage.rerank(text, [self.index.docs[int(r)] for r in rows], scores, depth)
+        # a depth asked for per request is honoured now; the configured one follows the stage's mode
+        return stage.rerank(text, [self.index.docs[int(r)] for r in rows], scores, depth,
+                            wait=True if depth is not None else None)

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,14 @@ class SearchService:
         self._memory_stale = True
 
     # -- the loaded pipeline ----------------------------------------------------------------------------
+    @cached_property
+    def second_stage(self) -> SecondStage:
+        """The cross-encoder stage, attached even when off (a request may ask for it). It outlives reloads of
+        the pipeline: its score cache is keyed by product text, so an index change cannot make it stale."""
+        rr = self.sw.settings.search_reranker
+        return SecondStage(self.sw.cross_encoder, depth=rr.depth, weight=rr.weight, cache_size=rr.cache_size,
+                           mode=rr.mode)
+
     def searcher(self) -> Searcher:
         if self._searcher is None:
             index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.search_embedder.name)
@@ -110,10 +119,8 @@ class SearchService:
             ranker: LTRRanker | None = None
             if (self.directory / "ranker.json").exists():
                 ranker = LTRRanker().load(self.directory / "ranker.json")
-            rr = self.sw.settings.search_reranker  # attached even when off: a request may ask for it
-            stage = SecondStage(self.sw.cross_encoder, depth=rr.depth, weight=rr.weight, cache_size=rr.cache_size)
             self._searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
-                                      bandit=bandit, ranker=ranker, second_stage=stage)
+                                      bandit=bandit, ranker=ranker, second_stage=self.second_stage)
             self._memory_stale = True
         if self._memory_stale:
             self._refresh_memory(self._searcher)
