@@ -397,6 +397,8 @@ def serving_only(out: Path, products: list[dict], qrels: dict, dev: list[str], t
     searcher.bandit = ContextualBandit().load(WORK / "bandit.json")
     results.update(serving(sw, searcher, products, dev + test))
     results["serving_measured_separately"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["serving_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                               check=False, text=True).stdout.strip()
     out.write_text(json.dumps(results, indent=1))
     log(f"updated {out}")
     sw.close()
