@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["DEFAULT_ROLES", "ApiKeyConfig", "EmbedderConfig", "RerankerConfig", "RoleConfig", "Settings",
+__all__ = ["DEFAULT_ROLES", "MAX_RERANK_DEPTH", "ApiKeyConfig", "EmbedderConfig", "RerankerConfig", "RoleConfig", "Settings",
            "get_settings"]
 
 BackendName = Literal["local", "openai", "anthropic", "bedrock", "scripted"]
@@ -69,6 +69,9 @@ class EmbedderConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
 
 
+MAX_RERANK_DEPTH = 100  # the most results a request may have the cross-encoder re-score (~1 s of CPU)
+
+
 class RerankerConfig(BaseModel):
     """Search's optional second stage: a cross-encoder re-scores the ranker's top ``depth`` results.
 
@@ -80,7 +83,7 @@ class RerankerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = "ms-marco-minilm-l12-v2"
-    depth: int = Field(0, ge=0, le=100, description="re-score this many top results per query; 0 = off")
+    depth: int = Field(0, ge=0, le=MAX_RERANK_DEPTH, description="re-score this many top results per query; 0 = off")
     weight: float = Field(2.0, ge=0.0, description="cross-encoder weight against the ranker (both standardised)")
     threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for one query's pairs")
     cache_size: int = Field(50_000, ge=0, description="(query, product text) scores kept for repeated queries")

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..config import MAX_RERANK_DEPTH
 from ..errors import InputError
 from ._common import console, feedback_app, handle_errors, open_app
 
@@ -48,7 +49,7 @@ def search(
     segment: Annotated[str | None, typer.Option(help="user segment (a bandit context feature)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     rerank: Annotated[int | None, typer.Option(
-        min=0, max=100, help="re-score this many top results with the cross-encoder (~10 ms each; default: "
+        min=0, max=MAX_RERANK_DEPTH, help="re-score this many top results with the cross-encoder (~10 ms each; default: "
                              "settings search_reranker.depth, off unless set; 0 = off)")] = None,
 ) -> None:
     """Search the catalog. Every search is logged with its decision id (use it for feedback)."""

@@ -31,7 +31,7 @@ __all__ = ["Hit", "SearchResult", "Searcher", "rrf_scores"]
 class Hit:
     product_id: str
     title: str
-    score: float
+    score: float  # the first stage's (ranker or fusion); the order is the final one, after any second stage
     position: int
     found_by: dict[str, int] = field(default_factory=dict)  # strategy -> its rank of this product
     features: dict[str, float] = field(default_factory=dict)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from ..config import MAX_RERANK_DEPTH
 from ..errors import InputError, UnknownNameError
 from ..store.events import SearchImpression
 from .bandit import ContextualBandit
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["SearchService"]
 
 log = logging.getLogger("shelfwise.search")
-
-MAX_RERANK = 100  # as RerankerConfig.depth allows
 
 
 class SearchService:
@@ -150,9 +149,9 @@ class SearchService:
         ``rerank`` re-scores that many top results with the cross-encoder (None: ``Settings.search_reranker
         .depth``, off by default; 0: off)."""
         k = k or self.config.default_k
-        if rerank is not None and not 0 <= rerank <= MAX_RERANK:
+        if rerank is not None and not 0 <= rerank <= MAX_RERANK_DEPTH:
             raise InputError(f"rerank depth {rerank} is out of range",
-                             fix=f"use 0 (off) to {MAX_RERANK}; each re-scored result costs ~10 ms of CPU")
+                             fix=f"use 0 (off) to {MAX_RERANK_DEPTH}; each re-scored result costs ~10 ms of CPU")
         searcher = self.searcher()
         forced = None
         if arm is not None:

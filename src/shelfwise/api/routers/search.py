@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from ...config import MAX_RERANK_DEPTH
 from ..deps import AppDep, Expert, Reader, Writer
 
 router = APIRouter(prefix="/search", tags=["search"])
@@ -49,7 +50,7 @@ class Feedback(BaseModel):
 def search(search: SearchDep, _: Reader, q: Annotated[str, Query(description="what the shopper typed")],
            k: Annotated[int, Query(ge=1, le=200)] = 10, explain: bool = False,
            segment: str | None = None,
-           rerank: Annotated[int | None, Query(ge=0, le=100, description="re-score this many top results with "
+           rerank: Annotated[int | None, Query(ge=0, le=MAX_RERANK_DEPTH, description="re-score this many top results with "
                                                "the cross-encoder (~10 ms each); default: the server's setting")
                              ] = None) -> dict[str, Any]:
     """Run the pipeline (bandit → strategies → ranker → optional cross-encoder). The decision is logged with
