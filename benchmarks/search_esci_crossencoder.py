@@ -32,19 +32,26 @@ from search_esci_parts import load_esci, ndcg_at
 from shelfwise.llm.onnx_models import CrossEncoder
 from shelfwise.search.bandit import DEFAULT_ARMS
 from shelfwise.search.learning import judged_training_data
-from shelfwise.search.rank import LTRRanker, feature_matrix
+from shelfwise.search.rank import LTRRanker, feature_matrix, pair_text
 
 DEPTHS = (10, 20, 30, 50)
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
+# What the cross-encoder reads of a product. "short" is the product's (``rank.pair_text``): the fields a
+# shopper sees first; the others add the catalog attributes, or the start of the bullets and description.
+TEXTS = {
+    "short": pair_text,
+    "attributes": lambda d: ". ".join(x for x in (pair_text(d), ", ".join(f"{k}: {v}" for k, v in d.attributes.items())) if x),
+    "text": lambda d: ". ".join(x for x in (pair_text(d), d.text[:300]) if x),
+}
+
+
 class CachedScores:
-    def __init__(self, path: Path, docs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, path: Path, docs, text: str = "short") -> None:  # type: ignore[no-untyped-def]
         self.path, self.model = path, CrossEncoder()
         self.scores: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
-        # what the cross-encoder reads of a product: the fields a shopper sees first
-        self.text = {d.id: ". ".join(x for x in (d.title, d.brand, d.category.split(">")[-1].strip()) if x)
-                     for d in docs}
+        self.text = {d.id: TEXTS[text](d) for d in docs}
 
     def __call__(self, query: str, pids: list[str]) -> np.ndarray:
         missing = [p for p in pids if f"{query}\t{p}" not in self.scores]
@@ -85,14 +92,16 @@ def per_query(searcher, ranker: LTRRanker, text: str, labels: dict, ce: CachedSc
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--text", default="short", choices=sorted(TEXTS), help="what the cross-encoder reads")
     args = ap.parse_args()
+    suffix = "" if args.text == "short" else f"_{args.text}"
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()  # at the start: the code that runs
     products, qrels, dev, test = load_esci(Path(args.data) / "esci-us-judgments-subset")
     results_path = ROOT / "benchmarks" / "results" / "search_esci.json"
     sw, searcher, tuned = bench.tuned_searcher(results_path, products, "local")
     params = tuned["tuned"]["ranker"]
-    ce = CachedScores(bench.WORK / "crossencoder_scores.json", searcher.index.docs)
+    ce = CachedScores(bench.WORK / f"crossencoder_scores{suffix}.json", searcher.index.docs, args.text)
     rows: list = []
     X, y, groups = judged_training_data(searcher, {q: qrels[q] for q in dev}, rows_out=rows)
     starts = np.concatenate([[0], np.cumsum(groups)])
@@ -109,7 +118,8 @@ def main() -> None:
     ranker = LTRRanker(**params).fit(X, y, groups)
     test_scores = [per_query(searcher, ranker, q, qrels[q], ce) for q in test]
     ce.save()
-    out: dict = {"commit": commit, "tuned_from_commit": tuned.get("commit"), "model": ce.model.name, "ranker": params}
+    out: dict = {"commit": commit, "tuned_from_commit": tuned.get("commit"), "model": ce.model.name, "ranker": params,
+                 "text": args.text}
     for split, scores in (("dev_cv", dev_scores), ("test", test_scores)):
         out[split] = {k: round(float(np.mean([s[k] for s in scores])), 4) for k in scores[0]}
     for protocol in ("full", "rerank"):
@@ -120,7 +130,7 @@ def main() -> None:
                                             "dev_cv_without": out["dev_cv"][base], "test": out["test"][best],
                                             "test_without": out["test"][base]}
         bench.log(f"{protocol}: {out[f'{protocol}_chosen_on_dev']}")
-    (ROOT / "benchmarks" / "results" / "search_esci_crossencoder.json").write_text(json.dumps(out, indent=1))
+    (ROOT / "benchmarks" / "results" / f"search_esci_crossencoder{suffix}.json").write_text(json.dumps(out, indent=1))
     sw.close()
 
 
