@@ -4,6 +4,8 @@ scorer here is ``ScriptedPairScorer``, a test double; the real cross-encoder is 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
@@ -194,4 +196,39 @@ def test_service_background_mode_serves_at_once_then_from_the_cache(tmp_path):
     svc.reload()  # a pipeline reload keeps the stage and its scores
     result = svc.search("camping gear", arm="broad")
     assert result.ranker.endswith("+ce") and result.hits[0].product_id == "p-tent"
+    sw.close()
+
+
+def test_scores_survive_a_restart_and_a_foreign_or_broken_file_is_ignored(tmp_path, caplog):
+    docs, first = _docs("alpha", "beta"), np.array([2.0, 1.0])
+    stage = SecondStage(ScriptedPairScorer({"beta": 5.0}), depth=2, mode="background")
+    stage.rerank("q", docs, first, wait=True)
+    path = tmp_path / "scores.json"
+    assert stage.save(path) == 2
+    restarted = SecondStage(ScriptedPairScorer({"beta": 5.0}), depth=2, mode="background")
+    assert restarted.load(path) == 2
+    assert restarted.rerank("q", docs, first)[0].tolist() == [1, 0] and restarted.scorer.calls == []  # warm
+    other = ScriptedPairScorer({})
+    other.name = "another-model"  # its scores are on another scale
+    assert SecondStage(other).load(path) == 0 and "another-model" in caplog.text
+    path.write_text("{not json")
+    assert SecondStage(ScriptedPairScorer({})).load(path) == 0 and "unreadable" in caplog.text
+    assert SecondStage(ScriptedPairScorer({})).load(tmp_path / "missing.json") == 0
+    small = SecondStage(ScriptedPairScorer({}), cache_size=1)
+    stage.save(path)
+    assert small.load(path) == 1 and len(small) == 1  # the most recent fit
+
+
+def test_learn_saves_the_scores_and_a_new_service_starts_warm(tmp_path):
+    sw = make_app(tmp_path)
+    sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(depth=4, mode="background")})
+    ingest(sw)
+    sw.__dict__["cross_encoder"] = ScriptedPairScorer({"tent": 8.0})
+    svc = SearchService(sw)
+    svc.build_index()
+    svc.search("camping gear", arm="broad")
+    svc.second_stage.drain()
+    assert svc.learn(feedback_window=timedelta(0), retrain_ranker=False)["rerank_scores_saved"] == 4
+    fresh = SearchService(sw)  # a restarted worker process
+    assert fresh.search("camping gear", arm="broad").ranker.endswith("+ce")
     sw.close()

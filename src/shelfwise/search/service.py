@@ -44,6 +44,9 @@ __all__ = ["SearchService"]
 log = logging.getLogger("shelfwise.search")
 
 
+RERANK_SCORES = "rerank_scores.json"  # the second stage's score cache, saved by ``learn``
+
+
 class SearchService:
     def __init__(self, sw: Shelfwise, config: SearchConfig | None = None, *, directory: Path | None = None) -> None:
         self.sw = sw
@@ -108,8 +111,10 @@ class SearchService:
         """The cross-encoder stage, attached even when off (a request may ask for it). It outlives reloads of
         the pipeline: its score cache is keyed by product text, so an index change cannot make it stale."""
         rr = self.sw.settings.search_reranker
-        return SecondStage(self.sw.cross_encoder, depth=rr.depth, weight=rr.weight, cache_size=rr.cache_size,
-                           mode=rr.mode)
+        stage = SecondStage(self.sw.cross_encoder, depth=rr.depth, weight=rr.weight, cache_size=rr.cache_size,
+                            mode=rr.mode)
+        stage.load(self.directory / RERANK_SCORES)  # what ``learn`` saved: a restart does not start cold
+        return stage
 
     def searcher(self) -> Searcher:
         if self._searcher is None:
@@ -190,7 +195,8 @@ class SearchService:
     def learn(self, *, feedback_window: timedelta = timedelta(minutes=30), retrain_ranker: bool = True
               ) -> dict[str, Any]:
         """Replay the event log: returns into the memory index, closed decisions into the bandit, all logged
-        impressions and interactions into the ranker's training data (IPW position-debiased)."""
+        impressions and interactions into the ranker's training data (IPW position-debiased); save the
+        cross-encoder's score cache, if it has any, for the next start."""
         searcher = self.searcher()
         report: dict[str, Any] = {}
         with self.sw.db.session() as s:
@@ -205,4 +211,6 @@ class SearchService:
             if ranker is not None:
                 ranker.save(self.directory / "ranker.json")
                 searcher.ranker = ranker
+        if len(self.second_stage):
+            report["rerank_scores_saved"] = self.second_stage.save(self.directory / RERANK_SCORES)
         return report

@@ -20,12 +20,14 @@ most requests are repeats; a new query pays nothing and improves from its second
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -73,6 +75,10 @@ class SecondStage:
         self._queue: queue.Queue[tuple[str, list[str]]] = queue.Queue(maxsize=queue_size)
         self._pending: set[tuple[str, tuple[str, ...]]] = set()
         self._worker: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        """How many pair scores are cached."""
+        return len(self._cache)
 
     def _cached(self, query: str, texts: list[str]) -> dict[str, float]:
         with self._lock:
@@ -134,6 +140,39 @@ class SecondStage:
     def drain(self) -> None:
         """Wait until the background queue is empty (tests, benchmarks, a graceful shutdown)."""
         self._queue.join()
+
+    # -- persistence: a restarted server need not start cold -------------------------------------------
+    def save(self, path: Path) -> int:
+        """Write the cached scores (most recently used last); returns how many. Atomic (temp file + rename),
+        so a concurrent reader or a second worker process never sees half a file."""
+        with self._lock:
+            entries = [[q, t, s] for (q, t), s in self._cache.items()]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"model": self.scorer.name, "entries": entries}))
+        os.replace(tmp, path)
+        return len(entries)
+
+    def load(self, path: Path) -> int:
+        """Add saved scores to the cache; returns how many. A file from another model, or an unreadable one,
+        is ignored with a warning: its scores would be on another scale, and the cache refills by itself."""
+        try:
+            data = json.loads(path.read_text())
+            if data.get("model") != self.scorer.name:
+                log.warning("ignoring %s: cross-encoder scores of %r, not %r", path, data.get("model"), self.scorer.name)
+                return 0
+            entries = [(str(q), str(t), float(s)) for q, t, s in data["entries"]]
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("ignoring the unreadable cross-encoder score cache %s (%s)", path, exc)
+            return 0
+        with self._lock:
+            for q, t, s in entries[-self.cache_size:] if self.cache_size else []:
+                self._cache[(q, t)] = s
+                self._cache.move_to_end((q, t))
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return min(len(entries), self.cache_size)
 
     def rerank(self, query: str, docs: Sequence[ProductDoc], first: np.ndarray, depth: int | None = None,
                *, wait: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
