@@ -184,7 +184,7 @@ def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: st
     gold = {f"train-{r['i']}": r["gold"] for r in rows}
     return {"batch": batch, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "decided": report.decided, "settled_by_track_record": report.trusted,
-            "screened_by_kb": report.screened, "supervisor_calls": report.supervisor_calls,
+            "screened_by_kb": report.screened, "products_with_a_benched_generator": report.benched, "supervisor_calls": report.supervisor_calls,
             "dispute_calls": report.supervisor_calls - escalated, "escalated_without_disagreement": escalated,
             "f1": score(preds, gold)["f1"], "wall_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -319,6 +319,9 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
+    ap.add_argument("--bench-below", type=float, default=0.0,
+                    help="TrustConfig.bench_below: leave a generator out of a category's panel once its confirmed "
+                         "record there is at or below this and another generator's is clearly better (0 = never)")
     ap.add_argument("--call-cost", default="auto", type=_call_cost,
                     help="TrustConfig.call_cost of the loop: accuracy per dispute given up to save a supervisor "
                          "call; 'auto' learns with 0 and chooses the test loop's cost on --select-n held-out "
@@ -359,7 +362,8 @@ def main() -> None:
     category_of = {f"train-{r['i']}": r["category"] for r in sample}
     panel = ("worker.generator",) if args.alt_model == "none" else ("worker.generator", "worker.generator.alt")
     auto_cost = args.call_cost == "auto"
-    trust = TrustConfig(enabled=not args.no_trust, call_cost=0.0 if auto_cost else float(args.call_cost))
+    trust = TrustConfig(enabled=not args.no_trust, call_cost=0.0 if auto_cost else float(args.call_cost),
+                        bench_below=args.bench_below)
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples, trust=trust,
                                          audit_rulings=args.audit_rulings, screen=not args.no_screen))
@@ -386,7 +390,7 @@ def main() -> None:
         state["rounds"].append({
             "round": rnd, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "settled_by_track_record": report.trusted,
-            "screened_by_kb": report.screened,
+            "screened_by_kb": report.screened, "products_with_a_benched_generator": report.benched,
             "supervisor_calls": report.supervisor_calls,
             "tokens": report.tokens, "seconds": round(report.seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
             "f1": f1, "escalated_without_disagreement": escalated, "reviews_answered_by_simulated_expert": answered,

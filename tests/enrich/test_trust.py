@@ -267,3 +267,49 @@ def test_confirmed_flags_let_the_loop_drop_a_flagged_value_without_the_superviso
     broken = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c4"], batch_id="b3")
     assert broken.trusted == 0 and broken.supervisor_calls == 1
     sw.close()
+
+
+def test_a_generator_people_keep_overruling_is_benched_in_that_category_only():
+    rec = _record(min_answers=3, bench_below=0.3)
+    panel = ["generator", "generator.alt"]
+    assert rec.benched("Coffee", panel) == set()  # no answers: no opinion
+    for _ in range(6):
+        rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup Pods", "generator.alt": "Brewhaus"},
+                            "K-Cup Pods", "Brewhaus")
+    assert rec.benched("Coffee", panel) == {"generator"}
+    assert rec.benched("Coffee", ["generator"]) == set()  # never the last generator
+    # Another category inherits the overall record, shrunk, so it benches there too only once that is clear.
+    assert rec.accuracy("generator", "Shoes", "Brand") > rec.accuracy("generator", "Coffee", "Brand")
+    assert _record(min_answers=3).benched("Coffee", panel) == set()  # bench_below 0: off
+
+
+def test_a_benched_generator_is_still_consulted_on_the_explore_share():
+    rec = TrackRecord(TrustConfig(min_answers=3, explore=0.5, bench_below=0.3))
+    for _ in range(6):
+        rec.observe_dispute("Coffee", "Brand", {"generator": "K-Cup", "generator.alt": "Brewhaus"},
+                            "K-Cup", "Brewhaus")
+    panel = ["generator", "generator.alt"]
+    picks = [bool(rec.benched("Coffee", panel, product_id=f"p{i}")) for i in range(200)]
+    assert 60 < sum(picks) < 140  # about half still consult it
+    assert picks == [bool(rec.benched("Coffee", panel, product_id=f"p{i}")) for i in range(200)]  # stable
+
+
+def test_the_loop_skips_a_benched_generator_and_says_so(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    trust = TrustConfig(min_answers=2, explore=0.0, bench_below=0.3)
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
+    EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base)).run_batch(["c1", "c2"], batch_id="b1")
+    with sw.db.session() as s:
+        queue = ReviewQueue(s)
+        for item in queue.list("open"):
+            queue.resolve(item.id, "Brewhaus", learn=False)
+    calls = len(sw.backends["worker.generator"].requests)
+    results = []
+    report = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c3", "c4"], batch_id="b2",
+                                                                        on_product=results.append)
+    assert report.benched == 2 and report.disagreements == 0 and report.supervisor_calls == 0
+    assert all(r.benched == ["generator"] for r in results), [r.benched for r in results]
+    assert len(sw.backends["worker.generator"].requests) == calls  # not asked at all
+    sw.close()

@@ -53,6 +53,7 @@ class ProductResult(BaseModel):
     escalated: list[str] = Field(default_factory=list)  # attributes sent to the supervisor without a dispute
     trusted: list[str] = Field(default_factory=list)  # disputes settled by the track record (trust.py)
     screened: list[str] = Field(default_factory=list)  # worker values dropped before the vote (screening.py)
+    benched: list[str] = Field(default_factory=list)  # generators left out by their track record (trust.py)
 
 
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
@@ -110,12 +111,15 @@ class KnowledgeCache:
 
 def _run_workers(loop: Any, listing: Listing, schema: AttributeSchema, learnings: list,
                  synonyms: dict[str, dict[str, str]], patterns: dict[str, list[str]],
-                 screen: Screen) -> tuple[list[WorkerOutput], list[str]]:
-    """Every worker's output, the generators' values screened (screening.py); and what was screened out."""
+                 screen: Screen, benched: set[str]) -> tuple[list[WorkerOutput], list[str]]:
+    """Every worker's output (the ``benched`` generators' excepted), the generators' values screened
+    (screening.py); and what was screened out."""
     outputs: list[WorkerOutput] = []
     screened: list[str] = []
     names = [a.name for a in schema.attributes]
     for generator in loop.generators:
+        if generator.name in benched:
+            continue
         try:
             out = generator.extract(listing, schema, learnings)
             kept, dropped = screen_values(out.values, screen)
@@ -199,9 +203,11 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     names = [a.name for a in schema.attributes]
     learnings, synonyms, patterns, screen = loop.knowledge.get(kb, category, names, cfg)
     injected = [lv.id for lv in learnings] if loop.generators else []
-    outputs, screened = _run_workers(loop, listing, schema, learnings, synonyms, patterns, screen)
+    benched = loop.track.benched(category, [g.name for g in loop.generators], product_id=listing.id)
+    outputs, screened = _run_workers(loop, listing, schema, learnings, synonyms, patterns, screen, benched)
     res = ProductResult(product_id=listing.id, category_path=category, injected=injected, screened=screened,
-                        tokens=sum(o.tokens for o in outputs), seconds=sum(o.seconds for o in outputs))
+                        benched=sorted(benched), tokens=sum(o.tokens for o in outputs),
+                        seconds=sum(o.seconds for o in outputs))
     plan = Plan(result=res)
     preferred = ("kb", *(g.name for g in loop.generators))
     decisions = {a: vote(a, [(o.worker, o.values.get(a)) for o in outputs], synonyms=synonyms[a],

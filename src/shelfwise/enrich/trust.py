@@ -5,7 +5,9 @@ supervisor's proposal, and the resolution. From them the loop keeps a *track rec
 and the supervisor) per category and attribute. When the workers clash again on that attribute and one worker
 has been right clearly more often than the supervisor (or nearly as often, when ``call_cost`` prices a
 supervisor call in accuracy), its value is taken and the supervisor is not called: a learning about the panel
-itself, not about the listing.
+itself, not about the listing. The same record can *bench* a generator in a category (``benched``): one whose
+values people confirmed far less often than another generator's stops being asked there, which saves its calls
+and the disputes it starts.
 
 Why from people only: supervisor rulings are not ground truth. On OA-Mine the 1.5B supervisor sided with the
 0.5B worker's longer spans in 44 of 76 disputes and was right in 8 of those (docs/benchmarks.md); a record built
@@ -61,6 +63,11 @@ class TrustConfig(BaseModel):
     # Cap the supervisor's stated confidence at its record on the attribute (then ``review_below`` sends
     # rulings on attributes where it is usually wrong to a person).
     calibrate: bool = True
+    # A generator whose confirmed record in a category is at or below this, with another generator right at
+    # least ``margin`` more often there, is left out of that category's panel (0 = never): its clashes
+    # only summon the supervisor to overrule it. ``explore`` of its products still consult it, so its record
+    # keeps up if it improves (new learnings, another model). Never the last generator.
+    bench_below: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class Verdict(BaseModel):
@@ -175,6 +182,19 @@ class TrackRecord:
         if not self._replaces_call(flags, supervisor) or in_sample(product_id, attribute, cfg.explore):
             return None
         return Verdict(worker=EVALUATOR, value=None, accuracy=round(flags, 4), supervisor_accuracy=round(supervisor, 4))
+
+    def benched(self, category: str, generators: Sequence[str], *, product_id: str = "") -> set[str]:
+        """The generators to leave out of this category's panel for this product (``bench_below``)."""
+        cfg = self.config
+        if not cfg.enabled or cfg.bench_below <= 0.0 or len(generators) < 2:
+            return set()
+        scored = {w: self._estimate((w, category)) for w in generators if self.answers(w) >= cfg.min_answers}
+        out = {w for w, acc in scored.items()
+               if acc <= cfg.bench_below and any(o != w and other >= acc + cfg.margin for o, other in scored.items())
+               and not in_sample(product_id, f"bench:{w}", cfg.explore)}
+        if len(out) == len(generators):  # keep the best of them
+            out.discard(max(out, key=lambda w: scored[w]))
+        return out
 
     def _replaces_call(self, accuracy: float, supervisor: float) -> bool:
         """Whether a source this accurate may stand in for the supervisor: it beats the supervisor's record by
