@@ -61,6 +61,9 @@ def enrich(
     call_cost: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
         "accuracy per dispute you accept to lose to save a supervisor call: a worker whose confirmed record "
         "comes this close to the supervisor's settles the dispute (0: only when it clearly beats it)"))] = 0.0,
+    bench_below: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
+        "stop asking a generator in a category once people confirmed its disputed values at most this often "
+        "there and another generator clearly more often (0: never; OA-Mine runs use 0.25)"))] = 0.0,
 ) -> None:
     """Run the self-learning extraction loop in batches. Resumable: interrupted batches are finished first.
 
@@ -75,7 +78,8 @@ def enrich(
         if schemas is not None:
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
-        config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=TrustConfig(call_cost=call_cost))
+        trust = TrustConfig(call_cost=call_cost, bench_below=bench_below)
+        config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=trust)
         loop = EnrichmentLoop(sw, config)
         table = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls",
                       "reviews", "learnings", "tokens", "model s", title="enrichment batches")
