@@ -9,9 +9,10 @@
    (a) one small worker zero-shot, (b) the supervisor model alone on every product, (c) the full loop
    reading the frozen knowledge base (supervisor on disagreement, no learning, no human). How much accuracy a
    saved supervisor call may cost (``TrustConfig.call_cost``) is chosen before the test, on held-out TRAIN
-   products (``--call-cost auto``, the default; ``select_call_cost``). The loop benches a generator in a
-   category once people overruled it there far more often than another generator (``--bench-below 0.25``,
-   the default here; the library's default is off). Test labels are read only for the final scoring.
+   products (``--call-cost auto``, the default; ``select_call_cost``). ``--bench-below 0.25`` lets the loop
+   bench a generator in a category once people overruled it there far more often than another generator
+   (off by default, as in the library: measured without a clear F1 effect, docs/benchmarks.md). Test labels
+   are read only for the final scoring.
 3. Loop overhead (model time excluded) with ScriptedBackend doubles; products/min with the real models.
 
 Resumable: state lives in ``--home`` (a SQLite database with the prompt-hash cache, job marks and the
@@ -320,10 +321,9 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
-    ap.add_argument("--bench-below", type=float, default=0.25,
+    ap.add_argument("--bench-below", type=float, default=0.0,
                     help="TrustConfig.bench_below: leave a generator out of a category's panel once its confirmed "
-                         "record there is at or below this and another generator's is clearly better (0 = never; the "
-                         "library's default)")
+                         "record there is at or below this and another generator's is clearly better (0 = never)")
     ap.add_argument("--call-cost", default="auto", type=_call_cost,
                     help="TrustConfig.call_cost of the loop: accuracy per dispute given up to save a supervisor "
                          "call; 'auto' learns with 0 and chooses the test loop's cost on --select-n held-out "
