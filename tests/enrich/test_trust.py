@@ -123,6 +123,22 @@ def _biased_supervisor(request) -> str:  # type: ignore[no-untyped-def]
         {"attribute": "Brand", "value": "K-Cup", "why_disagreed": "spans differ", "confidence": 0.9}]})
 
 
+def _resolve_open(sw, value: str) -> None:  # type: ignore[no-untyped-def]
+    """A person answers every open review item with ``value``."""
+    with sw.db.session() as s:
+        queue = ReviewQueue(s)
+        for item in queue.list("open"):
+            queue.resolve(item.id, value, learn=False)
+
+
+def _second_batch(sw, base: dict):  # type: ignore[no-untyped-def]
+    """Batch b2 (c3, c4) without learning: its report and per-product results."""
+    results: list = []
+    report = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c3", "c4"], batch_id="b2",
+                                                                        on_product=results.append)
+    return report, results
+
+
 def test_audited_answers_teach_the_loop_to_settle_later_clashes_without_the_supervisor(enrich_settings):
     sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
     with sw.db.session() as s:
@@ -138,12 +154,9 @@ def test_audited_answers_teach_the_loop_to_settle_later_clashes_without_the_supe
         assert [(i.product_id, i.attribute, i.proposed) for i in items] == [("c1", "Brand", "K-Cup"),
                                                                           ("c2", "Brand", "K-Cup")]
         assert all(i.reason.startswith("audit sample") for i in items)
-        for item in items:
-            queue.resolve(item.id, "Brewhaus", learn=False)
+    _resolve_open(sw, "Brewhaus")
     calls_before = len(sw.backends["supervisor"].requests)
-    results = []
-    second = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c3", "c4"], batch_id="b2",
-                                                                        on_product=results.append)
+    second, results = _second_batch(sw, base)
     assert second.trusted == 2 and second.supervisor_calls == 0 and second.disagreements == 2
     assert len(sw.backends["supervisor"].requests) == calls_before
     assert all(r.values["Brand"] == "Brewhaus" and r.statuses["Brand"] == "trusted" for r in results)
@@ -301,14 +314,9 @@ def test_the_loop_skips_a_benched_generator_and_says_so(enrich_settings):
     trust = TrustConfig(min_answers=2, explore=0.0, bench_below=0.3)
     base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
     EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base)).run_batch(["c1", "c2"], batch_id="b1")
-    with sw.db.session() as s:
-        queue = ReviewQueue(s)
-        for item in queue.list("open"):
-            queue.resolve(item.id, "Brewhaus", learn=False)
+    _resolve_open(sw, "Brewhaus")
     calls = len(sw.backends["worker.generator"].requests)
-    results = []
-    report = EnrichmentLoop(sw, LoopConfig(learn=False, **base)).run_batch(["c3", "c4"], batch_id="b2",
-                                                                        on_product=results.append)
+    report, results = _second_batch(sw, base)
     assert report.benched == 2 and report.disagreements == 0 and report.supervisor_calls == 0
     assert all(r.benched == ["generator"] for r in results), [r.benched for r in results]
     assert len(sw.backends["worker.generator"].requests) == calls  # not asked at all

@@ -96,16 +96,25 @@ def test_invalid_stage_settings_are_rejected():
         RerankerConfig(depth=101)
 
 
-@pytest.fixture
-def scripted(tmp_path):
+def _service(tmp_path, **reranker):  # type: ignore[no-untyped-def]
+    """A built search service on the small catalog whose cross-encoder is a ScriptedPairScorer that loves
+    tents; ``reranker`` sets ``Settings.search_reranker``."""
     sw = make_app(tmp_path)
+    if reranker:
+        sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(**reranker)})
     ingest(sw)
     scorer = ScriptedPairScorer({"tent": 8.0})
     sw.__dict__["cross_encoder"] = scorer  # Shelfwise.cross_encoder is a cached property: set it first
     svc = SearchService(sw)
     svc.build_index()
+    return svc, scorer
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    svc, scorer = _service(tmp_path)
     yield svc, scorer
-    sw.close()
+    svc.sw.close()
 
 
 def test_service_leaves_the_stage_off_by_default_and_runs_it_on_request(scripted):
@@ -124,15 +133,10 @@ def test_service_leaves_the_stage_off_by_default_and_runs_it_on_request(scripted
 
 
 def test_settings_turn_the_stage_on_for_every_request(tmp_path):
-    sw = make_app(tmp_path)
-    sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(depth=3)})
-    ingest(sw)
-    sw.__dict__["cross_encoder"] = ScriptedPairScorer({"tent": 8.0})
-    svc = SearchService(sw)
-    svc.build_index()
+    svc, _ = _service(tmp_path, depth=3)
     assert svc.search("camping gear", arm="broad").ranker.endswith("+ce")
     assert not svc.search("camping gear", arm="broad", rerank=0).ranker.endswith("+ce")
-    sw.close()
+    svc.sw.close()
 
 
 def test_a_searcher_without_a_stage_says_how_to_add_one(service):
@@ -185,18 +189,13 @@ def test_background_mode_needs_a_cache():
 
 
 def test_service_background_mode_serves_at_once_then_from_the_cache(tmp_path):
-    sw = make_app(tmp_path)
-    sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(depth=4, mode="background")})
-    ingest(sw)
-    sw.__dict__["cross_encoder"] = ScriptedPairScorer({"tent": 8.0})
-    svc = SearchService(sw)
-    svc.build_index()
+    svc, _ = _service(tmp_path, depth=4, mode="background")
     assert not svc.search("camping gear", arm="broad").ranker.endswith("+ce")
     svc.second_stage.drain()
     svc.reload()  # a pipeline reload keeps the stage and its scores
     result = svc.search("camping gear", arm="broad")
     assert result.ranker.endswith("+ce") and result.hits[0].product_id == "p-tent"
-    sw.close()
+    svc.sw.close()
 
 
 def test_scores_survive_a_restart_and_a_foreign_or_broken_file_is_ignored(tmp_path, caplog):
@@ -220,12 +219,8 @@ def test_scores_survive_a_restart_and_a_foreign_or_broken_file_is_ignored(tmp_pa
 
 
 def test_learn_saves_the_scores_and_a_new_service_starts_warm(tmp_path):
-    sw = make_app(tmp_path)
-    sw.settings = sw.settings.model_copy(update={"search_reranker": RerankerConfig(depth=4, mode="background")})
-    ingest(sw)
-    sw.__dict__["cross_encoder"] = ScriptedPairScorer({"tent": 8.0})
-    svc = SearchService(sw)
-    svc.build_index()
+    svc, _ = _service(tmp_path, depth=4, mode="background")
+    sw = svc.sw
     svc.search("camping gear", arm="broad")
     svc.second_stage.drain()
     assert svc.learn(feedback_window=timedelta(0), retrain_ranker=False)["rerank_scores_saved"] == 4
