@@ -4,6 +4,7 @@ scorer here is ``ScriptedPairScorer``, a test double; the real cross-encoder is 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -227,3 +228,28 @@ def test_learn_saves_the_scores_and_a_new_service_starts_warm(tmp_path):
     fresh = SearchService(sw)  # a restarted worker process
     assert fresh.search("camping gear", arm="broad").ranker.endswith("+ce")
     sw.close()
+
+
+def test_background_scoring_waits_for_a_quiet_moment():
+    docs, first = _docs("alpha", "beta"), np.array([2.0, 1.0])
+    scorer = ScriptedPairScorer({"beta": 5.0})
+    stage = SecondStage(scorer, depth=2, mode="background", idle_gap_s=0.2)
+    for _ in range(6):  # a request every 50 ms: never a 0.2 s gap
+        stage.rerank("busy", docs, first)
+        time.sleep(0.05)
+    assert scorer.calls == []  # nothing scored while requests kept coming
+    stage.drain()  # quiet now
+    assert sorted(d for _, d in scorer.calls) == ["alpha", "beta"]
+
+
+def test_close_stops_the_background_thread_and_drops_queued_work():
+    docs, first = _docs("alpha", "beta"), np.array([2.0, 1.0])
+    scorer = ScriptedPairScorer({})
+    stage = SecondStage(scorer, depth=2, mode="background", idle_gap_s=10.0)  # would wait 10 s for quiet
+    stage.rerank("q", docs, first)
+    worker = stage._worker
+    t0 = time.monotonic()
+    stage.close()
+    assert not worker.is_alive() and time.monotonic() - t0 < 2 and scorer.calls == []
+    stage.rerank("q2", docs, first)  # closed: nothing more is queued
+    assert stage._queue.empty()
