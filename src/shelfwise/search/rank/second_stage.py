@@ -75,6 +75,8 @@ def _z(a: np.ndarray) -> np.ndarray:
 
 
 class SecondStage:
+    """Re-scores the first stage's top ``depth`` with ``scorer`` and blends; see the module docstring."""
+
     def __init__(self, scorer: PairScorer, *, depth: int = 20, weight: float = 2.0, cache_size: int = 50_000,
                  mode: Mode = "sync", queue_size: int = 1000, idle_gap_s: float = 0.05) -> None:
         if depth < 0 or weight < 0 or cache_size < 0 or queue_size < 1:
@@ -87,7 +89,7 @@ class SecondStage:
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
         self.pairs_scored = 0  # model passes so far (cache misses): what the stage has cost
-        self._queue: queue.Queue[tuple[str, list[str]]] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[tuple[str, list[str]] | None] = queue.Queue(maxsize=queue_size)  # None: wake up
         self._pending: set[tuple[str, tuple[str, ...]]] = set()
         self._worker: threading.Thread | None = None
         self.idle_gap_s = idle_gap_s  # background scoring waits this long after the last request
