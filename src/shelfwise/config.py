@@ -89,7 +89,7 @@ class RerankerConfig(BaseModel):
     cache_size: int = Field(50_000, ge=0, description="(query, product text) scores kept for repeated queries")
     mode: Literal["sync", "background"] = Field(
         "sync", description="sync: score inside the request; background: re-rank only queries whose scores are "
-                            "cached and score the others on a low-priority thread (no request waits)")
+                            "cached and score the others on a thread, in quiet moments (no request waits)")
 
     @model_validator(mode="after")
     def _background_needs_the_cache(self) -> RerankerConfig:
