@@ -242,6 +242,8 @@ def main() -> None:
                     help="only the simulated online learning, with the last full run's tuned settings; "
                          "writes to --out (required), never to benchmarks/results/")
     ap.add_argument("--out", type=Path, help="where --online-only writes its JSON")
+    ap.add_argument("--rerank-depth", type=int, default=0,
+                    help="--online-only: run the simulation with the cross-encoder stage (sync) over this many results")
     ap.add_argument("--seeds", type=int, default=1,
                     help="--online-only: repeat the simulation with seeds 0..N-1 and report mean and sd of regret")
     args = ap.parse_args()
@@ -265,7 +267,8 @@ def main() -> None:
         serving_only(out, products, qrels, dev, test, args.embedder)
         return
     if args.online_only:
-        online_only(args.out, out, products, qrels, dev, args.embedder, steps=args.steps, seeds=args.seeds)
+        online_only(args.out, out, products, qrels, dev, args.embedder, steps=args.steps, seeds=args.seeds,
+                    rerank_depth=args.rerank_depth)
         return
     log("bm25s baseline")
     base = bm25s_baseline(products, qrels, {"dev": dev, "test": test})
@@ -436,10 +439,12 @@ def tuned_searcher(results_path: Path, products: list[dict], embedder: str, *,
 
 
 def online_only(out: Path, results_path: Path, products: list[dict], qrels: dict, dev: list[str], embedder: str,
-                *, steps: int, seeds: int = 1) -> None:
+                *, steps: int, seeds: int = 1, rerank_depth: int = 0) -> None:
     """Just the online-learning simulation, as in the full run (seed 0 and the simulated clock); with
     ``seeds`` > 1 also seeds 1..N-1, and the spread of the regret over them."""
     sw, searcher, results = tuned_searcher(results_path, products, embedder)
+    if rerank_depth:
+        searcher.second_stage = SecondStage(sw.cross_encoder, depth=rerank_depth, weight=CE_WEIGHT)
     runs = []
     for seed in range(seeds):
         log(f"online learning (only), seed {seed}")
@@ -449,6 +454,7 @@ def online_only(out: Path, results_path: Path, products: list[dict], qrels: dict
     b = searcher.bandit
     online["bandit"] = {k: getattr(b, k) for k in ("alpha", "epsilon", "ridge", "dim", "default_arm")}
     online["tuned_from_commit"] = results.get("commit")
+    online["rerank_depth"] = rerank_depth
     if seeds > 1:
         keys = ("regret", "regret_uniform_random", "ndcg10_start", "ndcg10_end")
         online["over_seeds"] = {

@@ -87,6 +87,8 @@ class RerankerConfig(BaseModel):
     weight: float = Field(2.0, ge=0.0, description="cross-encoder weight against the ranker (both standardised)")
     threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for one query's pairs")
     cache_size: int = Field(50_000, ge=0, description="(query, product text) scores kept for repeated queries")
+    skip_clicked: bool = Field(True, description="queries with observed clicks keep the click-trained ranking "
+                                                 "(on simulated online learning the fixed blend cost 0.03 NDCG there)")
     mode: Literal["sync", "background"] = Field(
         "sync", description="sync: score inside the request; background: re-rank only queries whose scores are "
                             "cached and score the others on a thread, in quiet moments (no request waits)")

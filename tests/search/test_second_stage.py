@@ -253,3 +253,20 @@ def test_close_stops_the_background_thread_and_drops_queued_work():
     assert not worker.is_alive() and time.monotonic() - t0 < 2 and scorer.calls == []
     stage.rerank("q2", docs, first)  # closed: nothing more is queued
     assert stage._queue.empty()
+
+
+def test_queries_with_observed_clicks_keep_the_click_trained_ranking(tmp_path):
+    svc, _ = _service(tmp_path, depth=3)
+    first = svc.search("camping gear", arm="broad")
+    assert first.ranker.endswith("+ce")
+    svc.feedback("click", first.hits[1].product_id, first.decision_id)
+    after = svc.search("camping gear", arm="broad")
+    assert not after.ranker.endswith("+ce")  # shoppers' clicks now rank this query
+    assert svc.search("camping gear", arm="broad", rerank=3).ranker.endswith("+ce")  # asked for: applied
+    assert svc.search("warm sleeping bag", arm="broad").ranker.endswith("+ce")  # other queries: still on
+    svc.sw.close()
+    always, _ = _service(tmp_path / "always", depth=3, skip_clicked=False)
+    first = always.search("camping gear", arm="broad")
+    always.feedback("click", first.hits[1].product_id, first.decision_id)
+    assert always.search("camping gear", arm="broad").ranker.endswith("+ce")
+    always.sw.close()

@@ -109,6 +109,9 @@ class Searcher:
             propensity = 1.0
         rows, found = self.candidates(q, arm)
         scores, ranker, X = self.score(q, rows, found)
+        if rerank is None and self.memory is not None and self.second_stage is not None \
+                and self.second_stage.skip_clicked and self.memory.has_observed(q.text):
+            rerank = 0  # shoppers' clicks on this query already rank it better than a fixed blend (SecondStage)
         order, pair = self.rerank(q.text, rows, scores, rerank)
         if len(pair):
             ranker += "+ce"

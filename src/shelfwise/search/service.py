@@ -112,7 +112,7 @@ class SearchService:
         the pipeline: its score cache is keyed by product text, so an index change cannot make it stale."""
         rr = self.sw.settings.search_reranker
         stage = SecondStage(self.sw.cross_encoder, depth=rr.depth, weight=rr.weight, cache_size=rr.cache_size,
-                            mode=rr.mode)
+                            mode=rr.mode, skip_clicked=rr.skip_clicked)
         stage.load(self.directory / RERANK_SCORES)  # what ``learn`` saved: a restart does not start cold
         return stage
 
