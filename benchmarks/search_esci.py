@@ -370,12 +370,16 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
     log(f"latency {out['latency_ms']} throughput {out['throughput_2_workers']} "
         f"load {out['load_average_before_latency']} -> {out['load_average_after_latency']}")
     # The opt-in cross-encoder stage, its score cache off (every pair is a model pass): one pass of the queries.
-    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, cache_size=0)
+    # skip_clicked off in these serving figures: they measure what the stage costs when it runs (the memory
+    # holds the simulation's clicks on the dev queries, which would otherwise skip it)
+    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, cache_size=0,
+                                        skip_clicked=False)
     out["latency_ms_with_cross_encoder"] = latency(searcher, queries, passes=1)
     log(f"with the cross-encoder stage: {out['latency_ms_with_cross_encoder']}")
     # Its background mode: a query is served at once and scored on a low-priority thread; a repeat is re-ranked
     # from the cache. First pass = every query new (the thread works meanwhile), second = every query repeated.
-    stage = searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, mode="background")
+    stage = searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, mode="background",
+                                                skip_clicked=False)
     cold = latency(searcher, queries, passes=1)
     stage.drain()
     warm = latency(searcher, queries, passes=1)
@@ -384,7 +388,8 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
                                        "repeats_reranked": f"{reranked}/{len(queries)}"}
     # Saturated: two forked workers, each with its own cold stage and scoring thread, serving flat out. The
     # scoring threads (nice 10) get only the CPU the requests leave, so fewer repeats are re-ranked.
-    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, mode="background")
+    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, mode="background",
+                                        skip_clicked=False)
     out["cross_encoder_background"]["throughput_2_workers"] = throughput(searcher, queries)
     searcher.second_stage = None
     log(f"background mode: {out['cross_encoder_background']}")
