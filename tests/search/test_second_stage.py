@@ -270,3 +270,28 @@ def test_queries_with_observed_clicks_keep_the_click_trained_ranking(tmp_path):
     always.feedback("click", first.hits[1].product_id, first.decision_id)
     assert always.search("camping gear", arm="broad").ranker.endswith("+ce")
     always.sw.close()
+
+
+def _rerank_in_child(stage, docs, first, out) -> None:  # type: ignore[no-untyped-def]
+    stage.rerank("child", docs, first)
+    stage.drain()
+    out.put(stage.rerank("child", docs, first)[0].tolist())
+
+
+def test_a_forked_worker_gets_its_own_thread_and_lock():
+    import multiprocessing as mp
+
+    docs, first = _docs("alpha", "beta"), np.array([2.0, 1.0])
+    stage = SecondStage(ScriptedPairScorer({"beta": 5.0}), depth=2, mode="background", idle_gap_s=0.0)
+    stage._lock.acquire()  # held by "another thread" at the moment of the fork
+    try:
+        ctx = mp.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_rerank_in_child, args=(stage, docs, first, out))
+        child.start()
+        child.join(timeout=20)
+        if child.is_alive():  # deadlocked: do not leave it behind
+            child.kill()
+    finally:
+        stage._lock.release()
+    assert child.exitcode == 0 and out.get(timeout=5) == [1, 0]  # no deadlock; its own thread scored

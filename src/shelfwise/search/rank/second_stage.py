@@ -33,6 +33,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,6 +102,17 @@ class SecondStage:
         self._worker: threading.Thread | None = None
         self.idle_gap_s = idle_gap_s  # background scoring waits this long after the last request
         self._last_request = 0.0
+        self._closed = threading.Event()
+        # A forked worker process (gunicorn --preload, multiprocessing) gets no threads, and may get a lock
+        # copied while held: start it with fresh ones. Weakly, so the registration keeps no stage alive.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (stage := ref()) is not None and stage._after_fork())
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._queue = queue.Queue(maxsize=self._queue.maxsize)
+        self._pending = set()
+        self._worker = None
         self._closed = threading.Event()
 
     def __len__(self) -> int:
