@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_esci_parts import (
     bm25s_baseline,
+    head_commit,
     load_esci,
     ndcg_at,
     online_learning,
@@ -62,6 +62,11 @@ SEARCH_MODEL = DEFAULT_SEARCH_MODEL  # --search-model
 # The opt-in cross-encoder stage, at the setting search_esci_crossencoder.py chose by 5-fold CV on dev (the
 # best mean of both protocols there: full-corpus 0.657, judged re-rank 0.701, against 0.646 / 0.696 without).
 CE_DEPTH, CE_WEIGHT = 20, 2.0
+
+
+def ce_stage(sw: Shelfwise, **options) -> SecondStage:  # type: ignore[no-untyped-def]
+    """The cross-encoder stage at the setting chosen on dev (``options``: mode, cache, depth …)."""
+    return SecondStage(sw.cross_encoder, **{"depth": CE_DEPTH, "weight": CE_WEIGHT, **options})
 
 
 def log(msg: str) -> None:
@@ -257,8 +262,7 @@ def main() -> None:
     data = Path(args.data)
     WORK.mkdir(parents=True, exist_ok=True)
     products, qrels, dev, test = load_esci(data / "esci-us-judgments-subset")
-    results: dict = {"commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, check=False,
-                                              text=True).stdout.strip(), "machine": "2-core CPU, 24 GiB, no GPU",
+    results: dict = {"commit": head_commit(), "machine": "2-core CPU, 24 GiB, no GPU",
                      "search_model": SEARCH_MODEL if args.embedder == "local" else args.embedder}
     out = ROOT / "benchmarks" / "results" / "search_esci.json"
     if args.embedder != "local" or args.quick or SEARCH_MODEL != DEFAULT_SEARCH_MODEL:
@@ -314,7 +318,7 @@ def main() -> None:
     ranker = LTRRanker(**params).fit(X, y, groups)
     searcher.ranker = ranker
     broad = DEFAULT_ARMS[-1]
-    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT)
+    searcher.second_stage = ce_stage(sw)
     for split, queries in (("dev", dev), ("test", test)):
         log(f"evaluating {split}")
         ev = evaluate(searcher, queries, qrels, ranker, lambda q: broad)
@@ -372,14 +376,12 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
     # The opt-in cross-encoder stage, its score cache off (every pair is a model pass): one pass of the queries.
     # skip_clicked off in these serving figures: they measure what the stage costs when it runs (the memory
     # holds the simulation's clicks on the dev queries, which would otherwise skip it)
-    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, cache_size=0,
-                                        skip_clicked=False)
+    searcher.second_stage = ce_stage(sw, cache_size=0, skip_clicked=False)
     out["latency_ms_with_cross_encoder"] = latency(searcher, queries, passes=1)
     log(f"with the cross-encoder stage: {out['latency_ms_with_cross_encoder']}")
-    # Its background mode: a query is served at once and scored on a low-priority thread; a repeat is re-ranked
+    # Its background mode: a query is served at once and scored on a thread in quiet moments; a repeat is re-ranked
     # from the cache. First pass = every query new (the thread works meanwhile), second = every query repeated.
-    stage = searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, mode="background",
-                                                skip_clicked=False)
+    stage = searcher.second_stage = ce_stage(sw, mode="background", skip_clicked=False)
     cold = latency(searcher, queries, passes=1)
     stage.drain()
     warm = latency(searcher, queries, passes=1)
@@ -387,9 +389,8 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
     out["cross_encoder_background"] = {"first_visit_ms": cold, "repeat_ms": warm, "pairs_scored": stage.pairs_scored,
                                        "repeats_reranked": f"{reranked}/{len(queries)}"}
     # Saturated: two forked workers, each with its own cold stage and scoring thread, serving flat out. The
-    # scoring threads (nice 10) get only the CPU the requests leave, so fewer repeats are re-ranked.
-    searcher.second_stage = SecondStage(sw.cross_encoder, depth=CE_DEPTH, weight=CE_WEIGHT, mode="background",
-                                        skip_clicked=False)
+    # scoring threads wait for a quiet moment, which never comes, so few or no repeats are re-ranked.
+    searcher.second_stage = ce_stage(sw, mode="background", skip_clicked=False)
     out["cross_encoder_background"]["throughput_2_workers"] = throughput(searcher, queries)
     searcher.second_stage = None
     log(f"background mode: {out['cross_encoder_background']}")
@@ -413,8 +414,7 @@ def serving_only(out: Path, products: list[dict], qrels: dict, dev: list[str], t
     searcher.bandit = ContextualBandit().load(WORK / "bandit.json")
     results.update(serving(sw, searcher, products, dev + test))
     results["serving_measured_separately"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results["serving_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                               check=False, text=True).stdout.strip()
+    results["serving_commit"] = head_commit()
     out.write_text(json.dumps(results, indent=1))
     log(f"updated {out}")
     sw.close()
@@ -449,7 +449,7 @@ def online_only(out: Path, results_path: Path, products: list[dict], qrels: dict
     ``seeds`` > 1 also seeds 1..N-1, and the spread of the regret over them."""
     sw, searcher, results = tuned_searcher(results_path, products, embedder)
     if rerank_depth:
-        searcher.second_stage = SecondStage(sw.cross_encoder, depth=rerank_depth, weight=CE_WEIGHT)
+        searcher.second_stage = ce_stage(sw, depth=rerank_depth)
     runs = []
     for seed in range(seeds):
         log(f"online learning (only), seed {seed}")

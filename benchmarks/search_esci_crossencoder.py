@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_esci as bench
-from search_esci_parts import load_esci, ndcg_at
+from search_esci_parts import head_commit, load_esci, ndcg_at
 
 from shelfwise.llm.onnx_models import CrossEncoder
 from shelfwise.search.bandit import DEFAULT_ARMS
@@ -95,8 +94,7 @@ def main() -> None:
     ap.add_argument("--text", default="short", choices=sorted(TEXTS), help="what the cross-encoder reads")
     args = ap.parse_args()
     suffix = "" if args.text == "short" else f"_{args.text}"
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()  # at the start: the code that runs
+    commit = head_commit()
     products, qrels, dev, test = load_esci(Path(args.data) / "esci-us-judgments-subset")
     results_path = ROOT / "benchmarks" / "results" / "search_esci.json"
     sw, searcher, tuned = bench.tuned_searcher(results_path, products, "local")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_esci as bench
 from search_esci_crossencoder import CachedScores
-from search_esci_parts import load_esci, ndcg_at
+from search_esci_parts import head_commit, load_esci, ndcg_at
 
 from shelfwise.search.bandit import DEFAULT_ARMS
 from shelfwise.search.learning import judged_training_data
@@ -112,8 +111,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--synthetic", type=int, default=300)
     args = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
+    commit = head_commit()
     products, qrels, dev, test = load_esci(Path(args.data) / "esci-us-judgments-subset")
     sw, searcher, tuned = bench.tuned_searcher(ROOT / "benchmarks" / "results" / "search_esci.json", products, "local")
     params = tuned["tuned"]["ranker"]

@@ -109,9 +109,6 @@ class Searcher:
             propensity = 1.0
         rows, found = self.candidates(q, arm)
         scores, ranker, X = self.score(q, rows, found)
-        if rerank is None and self.memory is not None and self.second_stage is not None \
-                and self.second_stage.skip_clicked and self.memory.has_observed(q.text):
-            rerank = 0  # shoppers' clicks on this query already rank it better than a fixed blend (SecondStage)
         order, pair = self.rerank(q.text, rows, scores, rerank)
         if len(pair):
             ranker += "+ce"
@@ -133,12 +130,14 @@ class Searcher:
     def rerank(self, text: str, rows: np.ndarray, scores: np.ndarray, depth: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """The final order of ``rows`` (indices, best first) and the second stage's scores of its head (empty
-        when the stage is off or absent)."""
+        when the stage is off or absent, or skipped for a query with observed clicks)."""
         stage = self.second_stage
         if stage is None and depth:
             raise ConfigError("this searcher has no second stage to re-rank with",
                               fix="pass second_stage=SecondStage(CrossEncoder()) to Searcher (SearchService does)")
-        if stage is None or (depth if depth is not None else stage.depth) <= 0:
+        if stage is None or (depth if depth is not None else stage.depth) <= 0 or (
+                depth is None and stage.skip_clicked and self.memory is not None and self.memory.has_observed(text)):
+            # off, or shoppers' clicks on this query already rank it better than a fixed blend (SecondStage)
             return np.argsort(-scores, kind="stable"), np.zeros(0)
         # a depth asked for per request is honoured now; the configured one follows the stage's mode
         return stage.rerank(text, [self.index.docs[int(r)] for r in rows], scores, depth,

@@ -130,15 +130,20 @@ class SecondStage:
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if not missing:
             return
-        fresh = self.scorer.score(query, missing)
+        fresh = dict(zip(missing, self.scorer.score(query, missing).tolist(), strict=True))
+        known.update(fresh)
         with self._lock:
             self.pairs_scored += len(missing)
-            for t, s in zip(missing, fresh.tolist(), strict=True):
-                known[t] = s
-                if self.cache_size:
-                    self._cache[(query, t)] = s
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._remember([(query, t, s) for t, s in fresh.items()])
+
+    def _remember(self, entries: list[tuple[str, str, float]]) -> None:
+        """Add scores as the most recently used, then drop the least recently used beyond ``cache_size``.
+        The caller holds the lock."""
+        for q, t, s in entries:
+            self._cache[(q, t)] = s
+            self._cache.move_to_end((q, t))
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     def pair_scores(self, query: str, texts: list[str]) -> np.ndarray:
         """Scores of (query, text) pairs, from the cache or the model (always complete: the sync path)."""
@@ -234,11 +239,7 @@ class SecondStage:
             log.warning("ignoring the unreadable cross-encoder score cache %s (%s)", path, exc)
             return 0
         with self._lock:
-            for q, t, s in entries[-self.cache_size:] if self.cache_size else []:
-                self._cache[(q, t)] = s
-                self._cache.move_to_end((q, t))
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._remember(entries[-self.cache_size:] if self.cache_size else [])
             return min(len(entries), self.cache_size)
 
     def rerank(self, query: str, docs: Sequence[ProductDoc], first: np.ndarray, depth: int | None = None,
