@@ -25,11 +25,12 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from _common import head_commit
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import DEFAULT_ROLES, EmbedderConfig, Settings
@@ -348,8 +349,7 @@ def main() -> None:
         return
     folder = args.data / "oa-mine-extractgpt"
     # Read before the first model call: a run takes an hour, and the commit is the code that was loaded.
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                            check=False).stdout.strip()
+    commit = head_commit()
     args.home.mkdir(parents=True, exist_ok=True)
     state_path = args.home / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"rounds": []}

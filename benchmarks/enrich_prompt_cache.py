@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import enrich_oamine as bench
+from _common import head_commit
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import Settings
@@ -43,8 +43,7 @@ def main() -> None:
     ap.add_argument("--models", default="/tmp/enrich-panel/models",
                     help="a folder with the assembled GGUF files (saves re-assembling them per home)")
     args = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
+    commit = head_commit()
     rows = bench.read_rows(Path(args.data) / "oa-mine-extractgpt" / "train.jsonl", labels=False)
     rows = bench.stratified([r for r in rows if r["category"] in ("Coffee", "Shoes")], args.n, args.seed)
     key = str(args.cache_mb) if args.threads == 1 else f"{args.cache_mb}/threads={args.threads}"

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from _common import head_commit
 from pydantic import BaseModel, Field, create_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,8 +246,7 @@ def phase_report(args) -> dict:
     (``phase_commits`` says at which commit each phase was last measured)."""
     parts = {p: json.loads((WORK / f"{p}.json").read_text()) for p in ("validity", "models", "overhead", "embedder")
              if (WORK / f"{p}.json").exists()}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
+    commit = head_commit()
     previous = json.loads(RESULT.read_text()) if RESULT.exists() else {}
     result = {"commit": commit, "json_validity": None, "llm_overhead_ms_per_call": None, "models": [],
               "embedder": None, "make_test_s": {"cold": None, "warm": None}, **previous}
@@ -289,8 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     for phase in (["models", "overhead", "embedder", "validity", "report"] if args.phase == "all" else [args.phase]):
         fig = PHASES[phase](args)
         if phase != "report":
-            fig["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                           check=False).stdout.strip()
+            fig["commit"] = head_commit()
             (WORK / f"{phase}.json").write_text(json.dumps(fig, indent=2))
         print(phase, json.dumps(fig), flush=True)
 

@@ -24,7 +24,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -35,6 +34,8 @@ from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from _common import head_commit
 
 from shelfwise.app import Shelfwise
 from shelfwise.config import Settings
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     typ = [e["typicality"] for e in edges if e["typicality"] is not None]
     plaus = [e["plausibility"] for e in edges if e["plausibility"] is not None]
     result = {
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip(),
+        "commit": head_commit(),
         "accuracy": {"graph": round(float(np.mean(graph_ok)), 4), "zero_shot_llm": round(float(np.mean(zs_ok)), 4),
                      "chance": 0.25},
         "heldout_pairs": len(held_keys), "heldout_questions": len(questions),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from _common import head_commit
 
 from shelfwise.config import EmbedderConfig
 from shelfwise.enrich.kb import KnowledgeBase, LearningDraft
@@ -90,8 +91,7 @@ def main() -> None:
     out |= {"relevant_cold_per_s": round(args.queries / rel_s, 1),
             "relevant_warm_per_s": round(args.queries / warm_s, 1), "mean_learnings_injected": round(injected / args.queries, 2),
             "normalizers_cold_per_s": round(args.queries / norm_s, 1), "record_injection_per_s": round(args.queries / count_s, 1)}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = head_commit()
     dest = ROOT / "benchmarks" / "results" / "kb_overhead.json"
     results = json.loads(dest.read_text()) if dest.exists() else {}
     results.setdefault("runs", {})[f"{embedder.name}/{db.dialect}/{args.learnings}"] = out | {"commit": commit}

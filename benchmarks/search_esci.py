@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import head_commit
 from search_esci_parts import (
     bm25s_baseline,
-    head_commit,
     load_esci,
     ndcg_at,
     online_learning,

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_esci as bench
-from search_esci_parts import head_commit, load_esci, ndcg_at
+from _common import head_commit
+from search_esci_parts import load_esci, ndcg_at
 
 from shelfwise.llm.onnx_models import CrossEncoder
 from shelfwise.search.bandit import DEFAULT_ARMS

@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_esci as bench
+from _common import head_commit
 from search_esci_crossencoder import CachedScores
-from search_esci_parts import head_commit, load_esci, ndcg_at
+from search_esci_parts import load_esci, ndcg_at
 
 from shelfwise.search.bandit import DEFAULT_ARMS
 from shelfwise.search.learning import judged_training_data

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,13 +20,6 @@ from shelfwise.search.understanding import QueryUnderstanding
 
 GAIN = {3: 1.0, 2: 0.1, 1: 0.01, 0: 0.0}
 LABEL = {"100.000": 3, "10.000": 2, "1.000": 1, "0.000": 0}
-
-
-def head_commit() -> str:
-    """The commit checked out now (take it at the start of a run: the code that runs)."""
-    root = Path(__file__).resolve().parent.parent
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                          check=False).stdout.strip()
 
 
 def load_esci(folder: Path) -> tuple[list[dict], dict[str, dict[str, int]], list[str], list[str]]:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from shelfwise.config import Settings, get_settings
+from shelfwise.config import DEFAULT_ROLES, Settings, get_settings
 from shelfwise.errors import ConfigError
 
 
@@ -14,7 +14,7 @@ def test_toml_env_and_defaults_merge(tmp_path, monkeypatch):
     monkeypatch.setenv("SHELFWISE_ROLES__WORKER.GENERATOR__MAX_TOKENS", "99")
     s = get_settings()
     assert s.roles["supervisor"].model == "big" and s.roles["supervisor"].backend == "openai"
-    assert s.roles["worker.evaluator"].model == "qwen2.5-coder-0.5b"  # defaults kept for other roles
+    assert s.roles["worker.evaluator"] == DEFAULT_ROLES["worker.evaluator"]  # defaults kept for other roles
     assert s.effective_database_url == "sqlite:///x.db"
     masked = json.dumps(s.masked())
     assert "sk-secret" not in masked and "****" in masked

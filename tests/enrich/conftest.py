@@ -13,6 +13,7 @@ from shelfwise.store import Catalog
 
 from .doubles import (  # noqa: F401  (re-exported: tests import them from here)
     LISTINGS,
+    asked,
     evaluator_double,
     generator_double,
     listing_title,
@@ -20,6 +21,7 @@ from .doubles import (  # noqa: F401  (re-exported: tests import them from here)
     manager_double,
     supervisor_double,
     user_text,
+    verdict,
 )
 
 

@@ -49,15 +49,24 @@ def cautious_generator_double(request) -> str:  # type: ignore[no-untyped-def]
     return json.dumps(out)
 
 
+def asked(request) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The (attribute, value) an evaluator request asks about (one question per call)."""
+    question = user_text(request).rsplit("Question: ", 1)[1]
+    if m := re.match(r"is (['\"])(.*)\1 a faithful product title", question):
+        return "title", m.group(2)
+    m = re.match(r"is (['\"])(.*)\1 the product's (.+?) \(", question)
+    assert m, question
+    return m.group(3), m.group(2)
+
+
+def verdict(correct: bool, problem: str = "none") -> str:
+    return json.dumps({"correct": correct, "problem": "none" if correct else problem})
+
+
 def evaluator_double(request) -> str:  # type: ignore[no-untyped-def]
     """Critical about one thing: a brand that is really an item form."""
-    props = request.json_schema["properties"]
-    text = user_text(request)
-    out = {}
-    for name in props:
-        wrong = name == "Brand" and "'K-Cup'" in text
-        out[name] = {"correct": not wrong, "reason": "K-Cup is a pod format, not a brand" if wrong else "stated"}
-    return json.dumps(out)
+    attribute, value = asked(request)
+    return verdict(not (attribute == "Brand" and value == "K-Cup"), "other attribute")
 
 
 def supervisor_double(request) -> str:  # type: ignore[no-untyped-def]

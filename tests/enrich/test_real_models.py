@@ -10,10 +10,11 @@ from shelfwise.app import Shelfwise
 from shelfwise.config import DEFAULT_ROLES, EmbedderConfig, Settings
 from shelfwise.enrich import EnrichmentLoop, LoopConfig
 from shelfwise.enrich.agreement import vote
-from shelfwise.enrich.schemas import builtin_schemas
+from shelfwise.enrich.schemas import PROBLEMS, builtin_schemas
 from shelfwise.enrich.supervisor import Supervisor
+from shelfwise.enrich.workers import EVALUATOR_PROMPT_VERSION, LLMEvaluator
 from shelfwise.store import Catalog, Listing
-from shelfwise.store.models import ExtractedValue
+from shelfwise.store.models import ExtractedValue, LLMCall
 
 pytestmark = pytest.mark.slow
 TITLE = "Folgers Classic Roast Ground Coffee, Medium Roast, 25.9 Ounce Canister"
@@ -50,3 +51,18 @@ def test_real_supervisor_rules_on_a_dispute(real_sw):
     assert out.steps == 1 and out.tokens > 0
     ruling = out.rulings.get("Roast type")
     assert ruling is not None and 0.0 <= ruling.confidence <= 1.0
+
+
+def test_real_evaluator_answers_each_question_in_its_own_call(real_sw):
+    schema = {x.category_path: x for x in builtin_schemas()}["Coffee"]
+    listing = Listing(id="f3", title=TITLE, category_path="Coffee")
+    evaluator = LLMEvaluator(real_sw.llm("worker.evaluator"))
+    values = {"Brand": "Folgers", "Roast type": "Medium Roast", "Flavor": "Hazelnut"}
+    out = evaluator.check(listing, schema, values)
+    assert out.checked == list(values) and out.prompt_version == EVALUATOR_PROMPT_VERSION
+    assert out.flags["Flavor"] == "the value does not occur in the listing"
+    assert set(out.flags) - {"Flavor"} <= {"Brand", "Roast type"}
+    assert all(reason in PROBLEMS.values() for a, reason in out.flags.items() if a != "Flavor")
+    with real_sw.db.session() as s:
+        calls = s.scalars(select(LLMCall).where(LLMCall.role == "worker.evaluator")).all()
+    assert len(calls) == 2 and all(c.ok for c in calls), "one call per question the listing could answer"

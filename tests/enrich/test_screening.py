@@ -10,7 +10,7 @@ from shelfwise.enrich.health import health_report
 from shelfwise.enrich.kb import KnowledgeBase
 from shelfwise.enrich.screening import REJECT_PREFIX, Screen, screen_values, shape_of, unit_shape
 from shelfwise.store import Catalog
-from tests.enrich.conftest import LISTINGS, generator_double, make_app
+from tests.enrich.conftest import LISTINGS, asked, generator_double, make_app, verdict
 
 
 def test_shape_of_is_about_digits():
@@ -87,11 +87,7 @@ def _count_as_caffeine(request) -> str:  # type: ignore[no-untyped-def]
 
 
 def _count_flagging_evaluator(request) -> str:  # type: ignore[no-untyped-def]
-    out = {}
-    for name in request.json_schema["properties"]:
-        wrong = name in ("Caffeine content", "Brand")
-        out[name] = {"correct": not wrong, "reason": "not stated" if wrong else "stated"}
-    return json.dumps(out)
+    return verdict(asked(request)[0] not in ("Caffeine content", "Brand"), "not stated")
 
 
 def test_an_expert_no_value_answer_screens_the_same_slip_out_of_the_next_batch(enrich_settings):

@@ -13,7 +13,7 @@ from shelfwise.enrich.health import health_report
 from shelfwise.enrich.trust import EVALUATOR, SUPERVISOR, in_sample
 from shelfwise.store import Catalog
 from shelfwise.store.events import EventLog
-from tests.enrich.conftest import LISTINGS, generator_double, listing_title, make_app
+from tests.enrich.conftest import LISTINGS, asked, generator_double, listing_title, make_app, verdict
 
 
 def _cands(**values: str | None) -> list[Candidate]:
@@ -242,8 +242,7 @@ def _fills_flavor(request) -> str:  # type: ignore[no-untyped-def]
 
 
 def _flavor_flagging_evaluator(request) -> str:  # type: ignore[no-untyped-def]
-    return json.dumps({name: {"correct": name != "Flavor", "reason": "a pod format, not a flavour"
-                              if name == "Flavor" else "stated"} for name in request.json_schema["properties"]})
+    return verdict(asked(request)[0] != "Flavor", "other attribute")
 
 
 def _flavor_supervisor(request) -> str:  # type: ignore[no-untyped-def]

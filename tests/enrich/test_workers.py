@@ -48,19 +48,32 @@ def test_hostile_seller_text_is_quoted_data_and_cannot_close_the_block():
     assert "LISTING>>>" not in inside, "a delimiter look-alike is defused"
 
 
-def test_evaluator_asks_one_question_per_attribute_and_flags_with_reason():
-    verdicts = {"Brand": {"correct": False, "reason": "K-Cup is a pod format"},
-                "Net content": {"correct": True, "reason": "stated"}}
-    model, backend = llm(json.dumps(verdicts), role="worker.evaluator")
+def test_evaluator_asks_one_question_per_call_and_flags_with_the_problem():
+    model, backend = llm(json.dumps({"correct": False, "problem": "other attribute"}),
+                         json.dumps({"correct": True, "problem": "none"}), role="worker.evaluator")
     listing = Listing(id="1", title="K-Cup Brewhaus pods 24 Count", category_path="Coffee")
     out = LLMEvaluator(model).check(listing, SCHEMA, {"Brand": "K-Cup", "Net content": "24 Count",
                                                       "Flavor": "Hazelnut"})
-    assert out.flags["Brand"] == "K-Cup is a pod format"
+    assert out.flags["Brand"] == "it belongs to another attribute"
     assert "Net content" not in out.flags
     assert out.flags["Flavor"] == "the value does not occur in the listing"  # flagged without asking
-    question = backend.requests[0].messages[1].content
-    assert question.count("is 'K-Cup' the product's Brand") == 1 and "Hazelnut" not in question
-    assert set(backend.requests[0].json_schema["properties"]) == {"Brand", "Net content"}
+    assert len(backend.requests) == 2 and out.checked == ["Brand", "Net content", "Flavor"]
+    first, second = (r.messages[1].content for r in backend.requests)
+    assert first.endswith("Question: is 'K-Cup' the product's Brand (" + first.split("Brand (", 1)[1])
+    assert "Question: is '24 Count' the product's Net content" in second
+    assert not any("Question: is 'Hazelnut'" in r.messages[1].content for r in backend.requests)
+    # Everything before the question is shared, so a local model reads that prefix once per listing.
+    assert first.split("Question:")[0] == second.split("Question:")[0]
+    assert set(backend.requests[0].json_schema["properties"]) == {"correct", "problem"}
+
+
+def test_evaluator_problem_outside_the_closed_list_is_retried_then_raises():
+    model, backend = llm(*[json.dumps({"correct": False, "problem": "I think the listing is fake"})] * 3,
+                         role="worker.evaluator")
+    with pytest.raises(StructuredOutputError, match="fix"):
+        LLMEvaluator(model).check(Listing(id="1", title="Brewhaus 24 Count", category_path="Coffee"), SCHEMA,
+                                  {"Brand": "Brewhaus"})
+    assert len(backend.requests) == 3
 
 
 def test_invalid_json_is_retried_then_raises_a_clear_error():

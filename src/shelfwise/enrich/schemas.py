@@ -9,7 +9,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlalchemy.orm import Session
@@ -20,16 +20,16 @@ from ..store.catalog import AttributeSchema, Catalog
 __all__ = [
     "ALIASES",
     "MAX_VALUE_CHARS",
+    "PROBLEMS",
+    "Verdict",
     "builtin_schemas",
     "extraction_model",
     "field_key",
     "install_schemas",
     "load_schema_file",
-    "verdict_model",
 ]
 
 MAX_VALUE_CHARS = 80
-MAX_REASON_CHARS = 80  # short: every character is decoded by a small model on one thread
 # Demo-catalog paths that reuse an OA-Mine schema (same attributes, different place in the tree).
 ALIASES = {"Grocery > Coffee": "Coffee", "Grocery > Tea": "Tea", "Grocery > Breakfast Cereal": "Breakfast Cereal"}
 
@@ -98,19 +98,26 @@ def extraction_model(attributes: list[str] | tuple[str, ...], max_chars: int = M
     return _extraction_model(tuple(attributes), max_chars)
 
 
+# What the evaluator may find wrong with a value, as a closed list: a few tokens to decode instead of a
+# sentence (the 0.5B model wrote ~170 tokens of boilerplate reasons per call), and the text a flag carries.
+PROBLEMS = {
+    "none": "the evaluator doubts this value",
+    "not stated": "the listing does not state it",
+    "other attribute": "it belongs to another attribute",
+    "ambiguous": "the listing is ambiguous about it",
+    "misread": "it misreads the listing",
+    "incomplete": "it is incomplete or lacks context",
+}
+
+
 class Verdict(BaseModel):
+    """The evaluator's answer to one question: is the value right, and if not, what is wrong with it."""
+
     model_config = ConfigDict(extra="ignore")
 
     correct: bool
-    reason: str = Field("", max_length=MAX_REASON_CHARS)
+    problem: Literal["none", "not stated", "other attribute", "ambiguous", "misread", "incomplete"] = "none"
 
-
-@lru_cache(maxsize=256)
-def _verdict_model(names: tuple[str, ...]) -> type[BaseModel]:
-    fields: dict[str, Any] = {field_key(i, n): (Verdict, Field(alias=n)) for i, n in enumerate(names)}
-    return create_model("Verdicts", __config__=ConfigDict(populate_by_name=True, extra="ignore"), **fields)
-
-
-def verdict_model(attributes: list[str] | tuple[str, ...]) -> type[BaseModel]:
-    """One yes/no question per attribute: ``{attribute: {correct: bool, reason: str}}``."""
-    return _verdict_model(tuple(attributes))
+    @property
+    def reason(self) -> str:
+        return PROBLEMS[self.problem]

@@ -19,7 +19,7 @@ from ..llm.client import LLM, Completion
 from ..llm.text import fit_to_budget, quote_untrusted
 from ..store.catalog import AttributeSchema, Listing
 from .kb.types import LearningView
-from .schemas import extraction_model, field_key, verdict_model
+from .schemas import Verdict, extraction_model
 
 __all__ = [
     "EVALUATOR_PROMPT_VERSION",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 GENERATOR_PROMPT_VERSION = "gen-v2"  # v2: worked examples (few-shot) from the knowledge base
-EVALUATOR_PROMPT_VERSION = "eval-v1"
+EVALUATOR_PROMPT_VERSION = "eval-v2"
 
 
 class WorkerOutput(BaseModel):
@@ -185,48 +185,52 @@ class LLMGenerator:
 
 
 class LLMEvaluator:
-    """A critical checker (role ``worker.evaluator``): one yes/no question per attribute, with a reason.
+    """A critical checker (role ``worker.evaluator``): one yes/no question per attribute and call, with the
+    problem it sees in a flagged value.
 
-    A value that does not occur in the listing at all is flagged without asking: it cannot be a faithful
-    reading (cheap, and it catches invented facts the small model would wave through)."""
+    One call per question keeps the verdicts independent: asked about all of a listing's values in one reply,
+    the 0.5B model tended to copy its first verdict to every attribute. The calls share the prompt up to the
+    question (listing and the values extracted), so the local backend reads that prefix once and each further
+    question costs its own few tokens. A value that does not occur in the listing at all is flagged without
+    asking: it cannot be a faithful reading (cheap, and it catches invented facts the small model would wave
+    through)."""
 
     def __init__(self, llm: LLM | None, *, max_listing_tokens: int = 600, grounded: bool = True) -> None:
         self.llm, self.max_listing_tokens, self.grounded = llm, max_listing_tokens, grounded
 
-    def messages(self, listing: Listing, schema: AttributeSchema, values: Mapping[str, str]) -> list[Message]:
+    def messages(self, listing: Listing, schema: AttributeSchema, values: Mapping[str, str],
+                 attribute: str) -> list[Message]:
         desc = {a.name: a.description for a in schema.attributes}
-        questions = "\n".join(
-            f"- title: is {v!r} a faithful product title, with no fact the listing does not state?" if n == "title"
-            else f"- {n}: is {v!r} the product's {n} ({desc.get(n, n)}), stated in the listing?"
-            for n, v in values.items())
-        system = ("You are a strict, critical checker of extracted product attributes. For each question answer "
-                  "correct=true only if the listing clearly states that value for that attribute. Answer false "
-                  "when the value is ambiguous, belongs to another attribute, is misread, or lacks context; "
-                  "give a short reason. " + _SYSTEM_DATA_RULE)
-        user = f"Listing:\n{listing_text(listing, self.max_listing_tokens)}\nQuestions:\n{questions}\n" \
-               "Reply with one JSON object: for every attribute {\"correct\": true|false, \"reason\": \"...\"}."
+        value = values[attribute]
+        question = (f"is {value!r} a faithful product title, with no fact the listing does not state?"
+                    if attribute == "title" else
+                    f"is {value!r} the product's {attribute} ({desc.get(attribute, attribute)}), stated in the listing?")
+        extracted = "\n".join(f"- {n}: {v!r}" for n, v in values.items() if n != "title")
+        system = ("You are a strict, critical checker of one extracted product attribute. Answer correct=true only "
+                  "if the listing clearly states that value for that attribute. Answer false when the value is "
+                  "ambiguous, belongs to another attribute, is misread, or lacks context, and name the problem. "
+                  + _SYSTEM_DATA_RULE + " Reply with one JSON object: {\"correct\": true|false, \"problem\": "
+                  "\"none\"|\"not stated\"|\"other attribute\"|\"ambiguous\"|\"misread\"|\"incomplete\"}.")
+        # The question comes last: everything before it is the same for all of a listing's questions.
+        user = (f"Listing:\n{listing_text(listing, self.max_listing_tokens)}\n"
+                + (f"Values extracted from it:\n{extracted}\n" if extracted else "")
+                + f"Question: {question}")
         return [Message(role="system", content=system), Message(role="user", content=user)]
 
     def check(self, listing: Listing, schema: AttributeSchema, values: Mapping[str, str]) -> EvaluatorOutput:
         start = time.perf_counter()
         flags: dict[str, str] = {}
         haystack = _haystack(listing)
-        ask = {}
+        tokens, model = 0, self.llm.model if self.llm else "rules"
         for name, value in values.items():
             if self.grounded and name != "title" and value.lower() not in haystack:
                 flags[name] = "the value does not occur in the listing"
-            else:
-                ask[name] = value
-        tokens, model = 0, self.llm.model if self.llm else "rules"
-        if ask and self.llm is not None:
-            names = list(ask)
-            parsed, comp = self.llm.structured(self.messages(listing, schema, ask), verdict_model(names),
-                                               prompt_id=f"enrich.evaluate.{EVALUATOR_PROMPT_VERSION}")
-            for i, name in enumerate(names):
-                verdict = getattr(parsed, field_key(i, name))
+            elif self.llm is not None:
+                verdict, comp = self.llm.structured(self.messages(listing, schema, values, name), Verdict,
+                                                    prompt_id=f"enrich.evaluate.{EVALUATOR_PROMPT_VERSION}")
                 if not verdict.correct:
-                    flags[name] = verdict.reason or "the evaluator doubts this value"
-            tokens, model = _tokens(comp), comp.model
+                    flags[name] = verdict.reason
+                tokens, model = tokens + _tokens(comp), comp.model
         return EvaluatorOutput(model=model, prompt_version=EVALUATOR_PROMPT_VERSION, flags=flags,
                                checked=list(values), tokens=tokens, seconds=time.perf_counter() - start)
 
