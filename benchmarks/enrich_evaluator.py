@@ -90,6 +90,7 @@ def main() -> None:
         print(f"{k + 1}/{len(ids)} {pid}: {len(values)} values, {len(verdict.flags)} flagged, {elapsed:.1f} s",
               flush=True)
 
+    sw.recorder.flush()  # call records are written in batches
     with sw.db.session() as s:  # the evaluator's uncached calls of this prompt version, as the LLM layer logged them
         timed = s.execute(select(LLMCall.latency_ms, LLMCall.output_tokens).where(
             LLMCall.role == "worker.evaluator", LLMCall.model == args.evaluator_model,

@@ -63,6 +63,7 @@ def test_real_evaluator_answers_each_question_in_its_own_call(real_sw):
     assert out.flags["Flavor"] == "the value does not occur in the listing"
     assert set(out.flags) - {"Flavor"} <= {"Brand", "Roast type"}
     assert all(reason in PROBLEMS.values() for a, reason in out.flags.items() if a != "Flavor")
+    real_sw.recorder.flush()
     with real_sw.db.session() as s:
         calls = s.scalars(select(LLMCall).where(LLMCall.role == "worker.evaluator")).all()
     assert len(calls) == 2 and all(c.ok for c in calls), "one call per question the listing could answer"

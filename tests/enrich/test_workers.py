@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import pytest
 
-from shelfwise.enrich.schemas import builtin_schemas
+from shelfwise.enrich.schemas import PROBLEMS, Problem, Verdict, builtin_schemas
 from shelfwise.enrich.workers import LLMEvaluator, LLMGenerator
 from shelfwise.errors import StructuredOutputError
 from shelfwise.llm.backends.scripted import ScriptedBackend
@@ -84,3 +85,8 @@ def test_invalid_json_is_retried_then_raises_a_clear_error():
     model, _ = llm("```json\n" + row(Brand="Brewhaus") + "\n```")  # fenced output is repaired
     out = LLMGenerator(model).extract(Listing(id="1", title="Brewhaus", category_path="Coffee"), SCHEMA, [])
     assert out.values["Brand"] == "Brewhaus"
+
+
+def test_every_problem_the_evaluator_may_name_has_a_reason_text():
+    assert set(get_args(Problem)) == set(PROBLEMS)
+    assert Verdict(correct=False, problem="misread").reason == PROBLEMS["misread"]

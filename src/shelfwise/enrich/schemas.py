@@ -21,6 +21,7 @@ __all__ = [
     "ALIASES",
     "MAX_VALUE_CHARS",
     "PROBLEMS",
+    "Problem",
     "Verdict",
     "builtin_schemas",
     "extraction_model",
@@ -100,7 +101,8 @@ def extraction_model(attributes: list[str] | tuple[str, ...], max_chars: int = M
 
 # What the evaluator may find wrong with a value, as a closed list: a few tokens to decode instead of a
 # sentence (the 0.5B model wrote ~170 tokens of boilerplate reasons per call), and the text a flag carries.
-PROBLEMS = {
+Problem = Literal["none", "not stated", "other attribute", "ambiguous", "misread", "incomplete"]
+PROBLEMS: dict[Problem, str] = {
     "none": "the evaluator doubts this value",
     "not stated": "the listing does not state it",
     "other attribute": "it belongs to another attribute",
@@ -116,7 +118,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     correct: bool
-    problem: Literal["none", "not stated", "other attribute", "ambiguous", "misread", "incomplete"] = "none"
+    problem: Problem = "none"
 
     @property
     def reason(self) -> str:

@@ -19,7 +19,7 @@ from ..llm.client import LLM, Completion
 from ..llm.text import fit_to_budget, quote_untrusted
 from ..store.catalog import AttributeSchema, Listing
 from .kb.types import LearningView
-from .schemas import Verdict, extraction_model
+from .schemas import PROBLEMS, Verdict, extraction_model
 
 __all__ = [
     "EVALUATOR_PROMPT_VERSION",
@@ -209,8 +209,8 @@ class LLMEvaluator:
         system = ("You are a strict, critical checker of one extracted product attribute. Answer correct=true only "
                   "if the listing clearly states that value for that attribute. Answer false when the value is "
                   "ambiguous, belongs to another attribute, is misread, or lacks context, and name the problem. "
-                  + _SYSTEM_DATA_RULE + " Reply with one JSON object: {\"correct\": true|false, \"problem\": "
-                  "\"none\"|\"not stated\"|\"other attribute\"|\"ambiguous\"|\"misread\"|\"incomplete\"}.")
+                  + _SYSTEM_DATA_RULE + ' Reply with one JSON object: {"correct": true|false, "problem": '
+                  + "|".join(f'"{p}"' for p in PROBLEMS) + "}.")
         # The question comes last: everything before it is the same for all of a listing's questions.
         user = (f"Listing:\n{listing_text(listing, self.max_listing_tokens)}\n"
                 + (f"Values extracted from it:\n{extracted}\n" if extracted else "")
