@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from shelfwise.enrich import EnrichmentLoop
 from shelfwise.enrich.kb import KnowledgeBase
+from shelfwise.enrich.supervisor import SUPERVISOR_PROMPT_VERSION
 from shelfwise.store import EventLog
 from shelfwise.store.models import ExtractedValue
 
@@ -23,6 +24,7 @@ def test_disagreement_supervisor_learning_then_fewer_disagreements(scripted_sw):
     assert first.disagreements >= 1 and first.supervisor_calls >= 1
     assert current(scripted_sw, "c1")["Brand"].value == "Brewhaus"
     assert current(scripted_sw, "c1")["Brand"].status == "supervised"
+    assert current(scripted_sw, "c1")["Brand"].prompt_version == SUPERVISOR_PROMPT_VERSION
     with scripted_sw.db.session() as s:
         learnings = KnowledgeBase(s).list(status="active")
         assert any("Brewhaus" in lv.normalize.values() for lv in learnings)

@@ -7,9 +7,12 @@ import json
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from shelfwise.enrich import EnrichmentLoop, LoopConfig
+from shelfwise.enrich.supervisor import RULINGS_ONLY_PROMPT_VERSION
 from shelfwise.store import Catalog
+from shelfwise.store.models import ExtractedValue
 from tests.enrich.conftest import LISTINGS, asked, generator_double, listing_title, make_app
 
 
@@ -37,6 +40,12 @@ def test_panel_clash_goes_to_the_supervisor_and_names_both_workers(enrich_settin
     assert r.values["Brand"] == "Brewhaus" and r.statuses["Brand"] == "supervised"
     supervisor_prompt = "\n".join(m.content for m in sw.backends["supervisor"].requests[0].messages)
     assert "generator='K-Cup'" in supervisor_prompt and "generator.alt='Brewhaus'" in supervisor_prompt
+    assert "\"learning\"" not in supervisor_prompt and "reusable learning" not in supervisor_prompt, \
+        "a frozen loop would discard learnings: it does not ask for them"
+    with sw.db.session() as s:
+        stored = s.scalars(select(ExtractedValue).where(ExtractedValue.product_id == "c1",
+                                                        ExtractedValue.attribute == "Brand")).one()
+        assert stored.prompt_version == RULINGS_ONLY_PROMPT_VERSION
     # Both generators saw the listing; the net content they agree on was stored without the evaluator.
     assert len(sw.backends["worker.generator"].requests) == len(sw.backends["worker.generator.alt"].requests) == 1
     assert r.statuses["Net content"] == "agreed" and not sw.backends["worker.evaluator"].requests

@@ -86,3 +86,24 @@ def test_one_value_ruled_for_several_attributes_stands_for_none_of_them():
     for a in ("Net content", "Container type"):
         assert out.rulings[a].value is None and out.rulings[a].confidence == 0.0
         assert "several attributes" in out.rulings[a].why_disagreed
+
+
+def test_a_supervisor_that_writes_no_learnings_is_not_asked_for_them():
+    answer = json.dumps({"action": "answer", "rulings": [
+        {"attribute": "Brand", "value": "Brewhaus", "why_disagreed": "K-Cup is a format", "confidence": 0.8,
+         "learning": "In Coffee, K-Cup is the item form"}]})
+    backend = ScriptedBackend(model="double").enqueue(answer, answer)
+    learning = Supervisor(LLM("supervisor", backend), max_steps=1).resolve(LISTING, SCHEMA, [DISPUTE], tools={})
+    frozen = Supervisor(LLM("supervisor", backend), max_steps=1, learnings=False)
+    ruled = frozen.resolve(LISTING, SCHEMA, [DISPUTE], tools={})
+    asked_for, not_asked = backend.requests
+
+    def ruling_fields(request) -> set[str]:  # type: ignore[no-untyped-def]
+        [ruling] = request.json_schema["$defs"].values()
+        return set(ruling["properties"])
+
+    assert "learning" in ruling_fields(asked_for) and "learning" not in ruling_fields(not_asked)
+    assert "learning" in asked_for.messages[0].content and "learning" not in not_asked.messages[0].content
+    assert learning.rulings["Brand"].learning == "In Coffee, K-Cup is the item form"
+    assert ruled.rulings["Brand"].value == "Brewhaus" and ruled.rulings["Brand"].learning is None
+    assert frozen.prompt_version == "sup-v2r" != Supervisor(LLM("supervisor", backend)).prompt_version

@@ -27,7 +27,6 @@ from .escalation import attribute_prior, uncertainty
 from .kb.types import Evidence, LearningDraft
 from .review import open_review
 from .screening import REJECT_PREFIX, Screen, screen_values
-from .supervisor import SUPERVISOR_PROMPT_VERSION
 from .tools import build_tools
 from .trust import Verdict, in_sample
 from .workers import WorkerOutput, format_learnings, format_worked_examples
@@ -396,7 +395,7 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         if audited and conf >= cfg.review_below:
             why = f"audit sample (LoopConfig.audit_rulings): {why}"
         if not sent and value is not None:
-            _keep(plan, listing.id, d.attribute, value, "supervised", model, SUPERVISOR_PROMPT_VERSION, ids, batch_id,
+            _keep(plan, listing.id, d.attribute, value, "supervised", model, loop.supervisor.prompt_version, ids, batch_id,
                   conf)
         else:
             res.statuses[d.attribute] = "review" if sent else "empty"
@@ -417,7 +416,7 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         r = rulings.get(d.attribute)
         value = r.value if r else None
         if r is not None and value is not None and value.lower() in haystack and r.confidence >= cfg.review_below:
-            _keep(plan, listing.id, d.attribute, value, "supervised", model, SUPERVISOR_PROMPT_VERSION, ids, batch_id,
+            _keep(plan, listing.id, d.attribute, value, "supervised", model, loop.supervisor.prompt_version, ids, batch_id,
                   r.confidence)
             plan.log.append(SupervisorRuling(product_id=listing.id, attribute=d.attribute, value=value,
                                              confidence=r.confidence, why_disagreed=r.why_disagreed or

@@ -113,7 +113,8 @@ class EnrichmentLoop:
                            for role in config.generator_roles]
         self.evaluator = LLMEvaluator(sw.llm("worker.evaluator") if config.evaluator else None,
                                       max_listing_tokens=config.max_listing_tokens)
-        self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps)
+        self.supervisor = Supervisor(sw.llm("supervisor"), max_steps=config.supervisor_steps,
+                                     learnings=config.learn)
         self.neighbours = NeighbourIndex(self._embedder())
         self.knowledge = KnowledgeCache()
         self.track = TrackRecord(config.trust)
