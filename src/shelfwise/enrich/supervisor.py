@@ -78,8 +78,8 @@ class Supervisor:
     """Bounded agent loop. ``max_steps`` model calls at most; the last step must answer.
 
     ``learnings=False`` (a frozen loop, which would discard them) does not ask for learnings: a learning is
-    the last and longest field of a ruling, so leaving it out shortens the reply without changing the
-    fields decoded before it."""
+    the last and longest field of a ruling, so the reply gets shorter (OA-Mine test: 232 -> 183 tokens, 23.7
+    -> 19.5 s a call on the 1.5B). The instructions change with it, so a ruling can change too."""
 
     def __init__(self, llm: LLM, *, max_steps: int = 2, max_tool_tokens: int = 250,
                  max_listing_tokens: int = 500, learnings: bool = True) -> None:
