@@ -7,9 +7,11 @@ prompts on the same values (its calls are cached by prompt hash in ``--home``, t
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/enrich_evaluator.py --home /tmp/evalprobe --n 40
 
-Writes ``benchmarks/results/enrich_evaluator.json`` (``--out``): per evaluator prompt version, ``values``,
-``right_values``, ``false_alarm_rate`` (flags on right values), ``catch_rate`` (flags on values not in the
-labels), ``seconds_per_call``, ``output_tokens_per_call``.
+Writes ``benchmarks/results/enrich_evaluator.json`` (``--out``): per evaluator prompt version and model,
+``values``, ``right_values``, ``false_alarm_rate`` (flags on right values), ``catch_rate`` (flags on values not
+in the labels), ``seconds_per_call``, ``output_tokens_per_call``. The times average every uncached call of
+that prompt and model the LLM layer logged in ``--home``: time a new setting in a fresh home, on an idle
+machine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from enrich_oamine import ingest, read_rows, settings_for, stratified
 from sqlalchemy import select
 
 from shelfwise.app import Shelfwise
+from shelfwise.config import DEFAULT_ROLES
 from shelfwise.enrich import install_schemas
 from shelfwise.enrich.workers import EVALUATOR_PROMPT_VERSION, LLMEvaluator, LLMGenerator
 from shelfwise.store import Catalog, Listing
@@ -39,7 +42,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--categories", default="Coffee,Shoes")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--evaluator-model", default="qwen2.5-coder-0.5b", help="the model behind worker.evaluator")
+    ap.add_argument("--evaluator-model", default=DEFAULT_ROLES["worker.evaluator"].model,
+                    help="the model behind worker.evaluator (default: the role's default)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "enrich_evaluator.json")
     args = ap.parse_args()
     # the fields settings_for reads; the roles keep the embedded defaults
