@@ -187,6 +187,7 @@ def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: st
     gold = {f"train-{r['i']}": r["gold"] for r in rows}
     return {"batch": batch, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "decided": report.decided, "settled_by_track_record": report.trusted,
+            "agreed_by_span_convention": report.conventions,
             "screened_by_kb": report.screened, "products_with_a_benched_generator": report.benched, "supervisor_calls": report.supervisor_calls,
             "dispute_calls": report.supervisor_calls - escalated, "escalated_without_disagreement": escalated,
             "f1": score(preds, gold)["f1"], "wall_seconds": round(time.perf_counter() - t0, 1)}
@@ -392,7 +393,7 @@ def main() -> None:
         state["rounds"].append({
             "round": rnd, "products": report.products, "disagreement_rate": round(report.disagreement_rate, 4),
             "disagreements": report.disagreements, "settled_by_track_record": report.trusted,
-            "screened_by_kb": report.screened, "products_with_a_benched_generator": report.benched,
+            "agreed_by_span_convention": report.conventions, "screened_by_kb": report.screened, "products_with_a_benched_generator": report.benched,
             "supervisor_calls": report.supervisor_calls,
             "tokens": report.tokens, "seconds": round(report.seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
             "f1": f1, "escalated_without_disagreement": escalated, "reviews_answered_by_simulated_expert": answered,
@@ -446,6 +447,7 @@ def main() -> None:
     full_calls = sum((r or {}).get("supervisor_calls", 0) for r in full_res.values())
     full_trusted = sum(len((r or {}).get("trusted", [])) for r in full_res.values())
     full_screened = sum(len((r or {}).get("screened", [])) for r in full_res.values())
+    full_conventions = sum(len((r or {}).get("conventions", [])) for r in full_res.values())
     with sw.db.session() as s:
         track = [r.model_dump() for r in TrackRecord.from_reviews(s, trust).rows() if not r.category_path]
 
@@ -467,7 +469,8 @@ def main() -> None:
             "supervisor_only": {**score(sup, gold), "supervisor_calls": sum(1 for p in test_ids if p in sup)},
             "full_loop": {**score(full, gold), "supervisor_calls": full_calls,
                           "escalated_without_disagreement": full_escalated,
-                          "settled_by_track_record": full_trusted, "screened_by_kb": full_screened},
+                          "settled_by_track_record": full_trusted, "agreed_by_span_convention": full_conventions,
+                          "screened_by_kb": full_screened},
         },
         "audit_rulings": args.audit_rulings, "trust": trust.model_dump(), "track_record_overall": track,
         **({"call_cost_selection": state["call_cost_selection"]} if auto_cost else {}),

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from shelfwise.enrich import EnrichmentLoop, LoopConfig, ReviewQueue, TrackRecord, TrustConfig
 from shelfwise.enrich.agreement import Candidate, normalize
 from shelfwise.enrich.health import health_report
-from shelfwise.enrich.trust import EVALUATOR, SUPERVISOR, in_sample
+from shelfwise.enrich.trust import EVALUATOR, LONGER, SHORTER, SUPERVISOR, in_sample, nested_spans
 from shelfwise.store import Catalog
 from shelfwise.store.events import EventLog
 from tests.enrich.conftest import LISTINGS, asked, generator_double, listing_title, make_app, verdict
@@ -319,4 +319,96 @@ def test_the_loop_skips_a_benched_generator_and_says_so(enrich_settings):
     assert report.benched == 2 and report.disagreements == 0 and report.supervisor_calls == 0
     assert all(r.benched == ["generator"] for r in results), [r.benched for r in results]
     assert len(sw.backends["worker.generator"].requests) == calls  # not asked at all
+    sw.close()
+
+
+def test_nested_spans_are_whole_word_runs_of_the_longer_value():
+    assert nested_spans("two rivers coffee", "two rivers") == ("two rivers", "two rivers coffee")
+    assert nested_spans("8400", "ellie shoes 8400 red") == ("8400", "ellie shoes 8400 red")
+    assert nested_spans("rive", "rivers") is None  # not a whole word
+    assert nested_spans("coffee rivers", "two rivers coffee") is None  # not a run
+    assert nested_spans("k-cup", "k-cup") is None
+
+
+def _nested(rec: TrackRecord, attribute: str, short: str, long: str, truth: str | None, n: int) -> None:
+    """``n`` confirmed nested disputes in which the supervisor proposed the span that was not ``truth``."""
+    proposed = short if truth == long else long
+    for _ in range(n):
+        rec.observe_dispute("Coffee", attribute, {"generator": long, "generator.alt": short}, proposed, truth)
+
+
+def test_a_span_convention_is_learned_per_attribute_from_confirmed_nested_disputes():
+    rec = _record(min_answers=3, span_min_answers=3)
+    brand = _cands(generator="Two Rivers Coffee", generator_alt="Two Rivers", kb=None)
+    assert rec.convention("Coffee", "Brand", brand) is None  # no answers: no convention
+    _nested(rec, "Brand", "Two Rivers", "Two Rivers Coffee", "Two Rivers", 2)
+    assert rec.convention("Coffee", "Brand", brand) is None  # below span_min_answers
+    _nested(rec, "Brand", "Two Rivers", "Two Rivers Coffee", "Two Rivers", 2)
+    verdict = rec.convention("Coffee", "Brand", brand)
+    assert verdict is not None and verdict.worker == SHORTER and verdict.value == "Two Rivers"
+    assert "span convention: the shorter" in verdict.reason
+    # Which span is right is the attribute's own convention: the same record takes the longer one elsewhere.
+    _nested(rec, "Item form", "Pods", "K-Cup Pods", "K-Cup Pods", 4)
+    form = rec.convention("Coffee", "Item form", _cands(generator="Pods", generator_alt="K-Cup Pods"))
+    assert form is not None and form.worker == LONGER and form.value == "K-Cup Pods"
+    # Only two nested values: a third reading, a non-nested clash or a value from the KB lookup is a dispute.
+    assert rec.convention("Coffee", "Brand", _cands(generator="Two Rivers Coffee", generator_alt="Two Rivers",
+                                                    kb="Rivers")) is None
+    assert rec.convention("Coffee", "Brand", _cands(generator="Two Rivers", generator_alt="Brewhaus")) is None
+    assert _record(min_answers=3, span_conventions=False).convention("Coffee", "Brand", brand) is None
+
+
+def test_no_convention_where_neither_span_is_usually_right():
+    rec = _record(min_answers=3, span_min_answers=3)
+    _nested(rec, "Flavor", "Vanilla", "French Vanilla Roast", "French Vanilla", 6)  # a third span each time
+    assert rec.convention("Coffee", "Flavor", _cands(generator="French Vanilla Roast", generator_alt="Vanilla")) is None
+    # ... and none while the supervisor, right as often, is the better bet.
+    rec2 = _record(min_answers=3, span_min_answers=3)
+    for _ in range(6):
+        rec2.observe_dispute("Coffee", "Brand", {"generator": "Two Rivers Coffee", "generator.alt": "Two Rivers"},
+                             "Two Rivers", "Two Rivers")
+    assert rec2.convention("Coffee", "Brand", _cands(generator="Two Rivers Coffee", generator_alt="Two Rivers")) is None
+
+
+def _long_brand_reader(request) -> str:  # type: ignore[no-untyped-def]
+    """Reads the brand and the roast name as one brand: 'Brewhaus French Roast'."""
+    out = json.loads(generator_double(request))
+    out["Brand"] = " ".join(listing_title(request).split()[:3])
+    return json.dumps(out)
+
+
+def _short_brand_reader(request) -> str:  # type: ignore[no-untyped-def]
+    out = json.loads(generator_double(request))
+    out["Brand"] = listing_title(request).split()[0]
+    return json.dumps(out)
+
+
+def _long_span_supervisor(request) -> str:  # type: ignore[no-untyped-def]
+    brand = " ".join(listing_title(request).split()[:3])
+    return json.dumps({"action": "answer", "rulings": [
+        {"attribute": "Brand", "value": brand, "why_disagreed": "spans differ", "confidence": 0.9}]})
+
+
+def test_a_learned_span_convention_turns_nested_clashes_into_agreement(enrich_settings):
+    sw = make_app(enrich_settings, **{"worker.generator": _long_brand_reader,
+                                      "worker.generator.alt": _short_brand_reader,
+                                      "supervisor": _long_span_supervisor})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    trust = TrustConfig(min_answers=2, span_min_answers=2, explore=0.0)
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
+    first = EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base)).run_batch(["c1", "c2"], batch_id="b1")
+    assert first.disagreements == 2 and first.supervisor_calls == 2 and first.conventions == 0
+    _resolve_open(sw, "Brewhaus")  # people confirm the shorter span both times; the supervisor took the longer
+    calls = len(sw.backends["supervisor"].requests)
+    second, results = _second_batch(sw, base)
+    assert second.conventions == 2 and second.disagreements == 0 and second.supervisor_calls == 0
+    assert len(sw.backends["supervisor"].requests) == calls
+    assert all(r.values["Brand"] == "Brewhaus" and r.statuses["Brand"] == "convention" for r in results)
+    with sw.db.session() as s:
+        assert not list(EventLog(s).read("disagreement", product_id="c3"))
+        [stored] = [e.event for e in EventLog(s).read("extraction", product_id="c3") if e.event.attribute == "Brand"]
+        assert stored.value == "Brewhaus" and stored.status == "convention"
+        health = {b.batch_id: b for b in health_report(s).batches}
+    assert health["b2"].conventions == 2 and health["b2"].disagreement_rate == 0.0
     sw.close()

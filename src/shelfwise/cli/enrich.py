@@ -81,7 +81,7 @@ def enrich(
         trust = TrustConfig(call_cost=call_cost, bench_below=bench_below)
         config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=trust)
         loop = EnrichmentLoop(sw, config)
-        table = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls",
+        table = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record", "supervisor calls",
                       "reviews", "learnings", "tokens", "model s", title="enrichment batches")
         reports = []
         for _ in range(batches):
@@ -108,7 +108,8 @@ def enrich(
                                            executor=executor, workers=workers, ray_address=ray_address)
         for report in reports:
             table.add_row(report.batch_id, str(report.products), f"{report.disagreement_rate:.0%}",
-                          str(report.screened), str(report.trusted), str(report.supervisor_calls), str(report.reviews),
+                          str(report.screened), str(report.conventions), str(report.trusted),
+                          str(report.supervisor_calls), str(report.reviews),
                           str(report.learnings_written), str(report.tokens), f"{report.seconds:.1f}")
         console.print(table)
     sw.close()
@@ -124,10 +125,12 @@ def report(
     sw = open_app()
     with handle_errors(), sw.db.session() as s:
         rep = health_report(s, category_prefix=category)
-    bt = Table("batch", "products", "disagreement rate", "screened", "settled by record", "supervisor calls/product",
+    bt = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record",
+               "supervisor calls/product",
                "tokens/product", "seconds/product", "learnings", title="per batch")
     for b in rep.batches:
-        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", str(b.screened), str(b.trusted),
+        bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", str(b.screened), str(b.conventions),
+                   str(b.trusted),
                    f"{b.supervisor_rate:.2f}",
                    f"{b.tokens_per_product:.0f}", f"{b.seconds_per_product:.1f}", str(b.learnings))
     console.print(bt)

@@ -32,6 +32,7 @@ class BatchHealth(BaseModel):
     # so it covers all categories even when the report is filtered to one.
     trusted: int = 0
     screened: int = 0  # worker values the knowledge base screened out before the vote (screening.py)
+    conventions: int = 0  # nested values a learned span convention read as one (agreed, not disputed; trust.py)
 
 
 class AttributeHealth(BaseModel):
@@ -79,6 +80,7 @@ def health_report(session: Session, *, category_prefix: str | None = None, low: 
     batches = [BatchHealth(seq=seq, batch_id=str(b["batch_id"]), products=int(b["products"]),
                            trusted=int(summaries.get(str(b["batch_id"]), {}).get("trusted", 0)),
                            screened=int(summaries.get(str(b["batch_id"]), {}).get("screened", 0)),
+                           conventions=int(summaries.get(str(b["batch_id"]), {}).get("conventions", 0)),
                            disagreement_rate=_rate(int(b["disagreements"]), int(b["decided"])),
                            supervisor_rate=_rate(int(b["supervisor_calls"]), int(b["products"])),
                            tokens_per_product=round(b["tokens"] / b["products"], 1) if b["products"] else 0.0,

@@ -51,6 +51,8 @@ class ProductResult(BaseModel):
     uncertainty: float = 0.0  # see escalation.py
     escalated: list[str] = Field(default_factory=list)  # attributes sent to the supervisor without a dispute
     trusted: list[str] = Field(default_factory=list)  # disputes settled by the track record (trust.py)
+    # nested values read as one by a learned span convention (trust.py): agreed, not disputed
+    conventions: list[str] = Field(default_factory=list)
     screened: list[str] = Field(default_factory=list)  # worker values dropped before the vote (screening.py)
     benched: list[str] = Field(default_factory=list)  # generators left out by their track record (trust.py)
 
@@ -213,6 +215,11 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
                          threshold=cfg.vote_threshold, preferred=preferred, abstaining=("kb",))
                  for a in names}
     decisions = _one_span_one_attribute(decisions)
+    conventions = _span_conventions(loop, category, listing.id, decisions)
+    decisions.update({a: decisions[a].model_copy(update={"status": "convention", "value": v.value,
+                                                         "reasons": [*decisions[a].reasons, v.reason]})
+                      for a, v in conventions.items()})
+    res.conventions = list(conventions)
     trusted = _settle_by_track_record(loop, category, listing.id, decisions)
     decisions.update({a: decisions[a].model_copy(update={"status": "trusted", "value": v.value})
                       for a, v in trusted.items()})
@@ -257,6 +264,9 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
         elif a in trusted:
             _keep(plan, listing.id, a, trusted[a].value, "trusted", models.get(trusted[a].worker, trusted[a].worker),
                   pv, injected, batch_id, trusted[a].accuracy)
+        elif a in conventions:
+            _keep(plan, listing.id, a, conventions[a].value, "convention", kept_model(a), pv, injected, batch_id,
+                  conventions[a].accuracy)
         elif d.value is not None:
             _keep(plan, listing.id, a, d.value, "agreed", kept_model(a), pv, injected, batch_id)
         else:
@@ -286,6 +296,20 @@ def _one_span_one_attribute(decisions: dict[str, AttributeDecision]) -> dict[str
     why = "the same value was given for several attributes"
     return {a: d.model_copy(update={"status": "check", "reasons": [*d.reasons, why]}) if a in shared else d
             for a, d in decisions.items()}
+
+
+def _span_conventions(loop: Any, category: str, product_id: str,
+                      decisions: dict[str, AttributeDecision]) -> dict[str, Verdict]:
+    """Clashes between two nested values ("Two Rivers" / "Two Rivers Coffee") on an attribute where people
+    have confirmed one direction clearly more often than the supervisor's rulings: the learned convention
+    reads them as one value, so the attribute is agreed (status ``convention``), not disputed."""
+    out = {}
+    for a, d in decisions.items():
+        if d.status == "conflict":
+            verdict = loop.track.convention(category, a, d.candidates, product_id=product_id)
+            if verdict is not None:
+                out[a] = verdict
+    return out
 
 
 def _settle_by_track_record(loop: Any, category: str, product_id: str,

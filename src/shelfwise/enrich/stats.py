@@ -34,6 +34,7 @@ class BatchReport(BaseModel):
     disagreements: int
     supervisor_calls: int
     trusted: int = 0  # disagreements settled by the track record, without the supervisor
+    conventions: int = 0  # nested values read as one by a learned span convention (agreed, not disagreements)
     screened: int = 0  # worker values dropped before the vote by the knowledge base's screen
     benched: int = 0  # products extracted without a generator its track record benched (trust.py)
     reviews: int
@@ -67,7 +68,8 @@ def aggregate(batch_id: str, seq: int, results: list[ProductResult]) -> BatchRep
         batch_id=batch_id, seq=seq, products=len(results), decided=sum(s.decided for s in per.values()),
         disagreements=sum(len(r.disagreements) for r in results),
         supervisor_calls=sum(r.supervisor_calls for r in results), trusted=sum(len(r.trusted) for r in results),
-        screened=sum(len(r.screened) for r in results), benched=sum(bool(r.benched) for r in results),
+        conventions=sum(len(r.conventions) for r in results), screened=sum(len(r.screened) for r in results),
+        benched=sum(bool(r.benched) for r in results),
         reviews=sum(r.reviews for r in results),
         tokens=sum(r.tokens for r in results), seconds=round(sum(r.seconds for r in results), 3),
         learnings_written=sum(1 for r in results for x in r.learnings if x[2] == "created"),

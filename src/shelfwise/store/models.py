@@ -73,7 +73,7 @@ class ExtractedValue(Base):
     product_id: Mapped[str] = mapped_column(String(128), index=True)
     attribute: Mapped[str] = mapped_column(String(128))
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[str] = mapped_column(String(32))  # agreed | supervised | review | human | gold
+    status: Mapped[str] = mapped_column(String(32))  # agreed | convention | trusted | supervised | review | human | gold
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     model: Mapped[str] = mapped_column(String(128), default="")
     prompt_version: Mapped[str] = mapped_column(String(64), default="")
