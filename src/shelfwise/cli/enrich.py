@@ -81,8 +81,8 @@ def enrich(
         trust = TrustConfig(call_cost=call_cost, bench_below=bench_below)
         config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=trust)
         loop = EnrichmentLoop(sw, config)
-        table = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record", "supervisor calls",
-                      "reviews", "learnings", "tokens", "model s", title="enrichment batches")
+        table = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record",
+                      "supervisor calls", "reviews", "learnings", "tokens", "model s", title="enrichment batches")
         reports = []
         for _ in range(batches):
             with sw.db.session() as s:
@@ -126,13 +126,11 @@ def report(
     with handle_errors(), sw.db.session() as s:
         rep = health_report(s, category_prefix=category)
     bt = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record",
-               "supervisor calls/product",
-               "tokens/product", "seconds/product", "learnings", title="per batch")
+               "supervisor calls/product", "tokens/product", "seconds/product", "learnings", title="per batch")
     for b in rep.batches:
         bt.add_row(str(b.seq), str(b.products), f"{b.disagreement_rate:.0%}", str(b.screened), str(b.conventions),
-                   str(b.trusted),
-                   f"{b.supervisor_rate:.2f}",
-                   f"{b.tokens_per_product:.0f}", f"{b.seconds_per_product:.1f}", str(b.learnings))
+                   str(b.trusted), f"{b.supervisor_rate:.2f}", f"{b.tokens_per_product:.0f}",
+                   f"{b.seconds_per_product:.1f}", str(b.learnings))
     console.print(bt)
     at = Table("category", "attribute", "decided", "disagreement", "first→last", "learnings", "before→after",
                "flag", title="per attribute")
@@ -192,7 +190,8 @@ def review_trust(
     category: Annotated[str | None, typer.Option(help="only this category path")] = None,
 ) -> None:
     """The track record learned from resolved review items: how often each worker, and the supervisor, was
-    confirmed right in a dispute. A worker clearly ahead of the supervisor settles later disputes alone."""
+    confirmed right in a dispute. A worker clearly ahead of the supervisor settles later disputes alone.
+    Sources span:shorter / span:longer score the span conventions: which of two nested values was right."""
     from ..enrich import TrackRecord
 
     sw = open_app()

@@ -215,12 +215,17 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
                          threshold=cfg.vote_threshold, preferred=preferred, abstaining=("kb",))
                  for a in names}
     decisions = _one_span_one_attribute(decisions)
-    conventions = _span_conventions(loop, category, listing.id, decisions)
+    # Two nested values on an attribute where people confirmed one direction clearly more often than the
+    # supervisor: the learned span convention reads them as one value (agreed, status convention), no dispute.
+    conventions = _from_record(decisions, lambda a, d: loop.track.convention(category, a, d.candidates,
+                                                                             product_id=listing.id))
     decisions.update({a: decisions[a].model_copy(update={"status": "convention", "value": v.value,
                                                          "reasons": [*decisions[a].reasons, v.reason]})
                       for a, v in conventions.items()})
     res.conventions = list(conventions)
-    trusted = _settle_by_track_record(loop, category, listing.id, decisions)
+    # A clash where one worker was confirmed right clearly more often than the supervisor: its value stands
+    # without a call (still a disagreement in the health figures).
+    trusted = _from_record(decisions, lambda a, d: loop.track.settle(category, a, d.candidates, product_id=listing.id))
     decisions.update({a: decisions[a].model_copy(update={"status": "trusted", "value": v.value})
                       for a, v in trusted.items()})
     to_check = {a: d.value for a, d in decisions.items() if d.needs_check and d.value}
@@ -298,28 +303,14 @@ def _one_span_one_attribute(decisions: dict[str, AttributeDecision]) -> dict[str
             for a, d in decisions.items()}
 
 
-def _span_conventions(loop: Any, category: str, product_id: str,
-                      decisions: dict[str, AttributeDecision]) -> dict[str, Verdict]:
-    """Clashes between two nested values ("Two Rivers" / "Two Rivers Coffee") on an attribute where people
-    have confirmed one direction clearly more often than the supervisor's rulings: the learned convention
-    reads them as one value, so the attribute is agreed (status ``convention``), not disputed."""
+def _from_record(decisions: dict[str, AttributeDecision],
+                 judge: Callable[[str, AttributeDecision], Verdict | None]) -> dict[str, Verdict]:
+    """The clashes (schema attributes only: the title is decided later, in _title) that the track record
+    decides, by ``judge``: a span convention or a trusted worker."""
     out = {}
     for a, d in decisions.items():
         if d.status == "conflict":
-            verdict = loop.track.convention(category, a, d.candidates, product_id=product_id)
-            if verdict is not None:
-                out[a] = verdict
-    return out
-
-
-def _settle_by_track_record(loop: Any, category: str, product_id: str,
-                            decisions: dict[str, AttributeDecision]) -> dict[str, Verdict]:
-    """Clashes where one worker has been confirmed right clearly more often than the supervisor: its value
-    stands and the supervisor is not called (still a disagreement in the health figures)."""
-    out = {}
-    for a, d in decisions.items():  # schema attributes only: the title is decided later, in _title
-        if d.status == "conflict":
-            verdict = loop.track.settle(category, a, d.candidates, product_id=product_id)
+            verdict = judge(a, d)
             if verdict is not None:
                 out[a] = verdict
     return out
