@@ -323,8 +323,9 @@ def main() -> None:
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
-    ap.add_argument("--no-span-conventions", action="store_true",
-                    help="never read two nested values as one (TrustConfig.span_conventions=False)")
+    ap.add_argument("--span-conventions", action="store_true",
+                    help="read two nested values as one where a learned span convention holds "
+                         "(TrustConfig.span_conventions; off by default)")
     ap.add_argument("--bench-below", type=float, default=0.0,
                     help="TrustConfig.bench_below: leave a generator out of a category's panel once its confirmed "
                          "record there is at or below this and another generator's is clearly better (0 = never)")
@@ -367,7 +368,7 @@ def main() -> None:
     category_of = {f"train-{r['i']}": r["category"] for r in sample}
     panel = ("worker.generator",) if args.alt_model == "none" else ("worker.generator", "worker.generator.alt")
     auto_cost = args.call_cost == "auto"
-    trust = TrustConfig(enabled=not args.no_trust, span_conventions=not args.no_span_conventions,
+    trust = TrustConfig(enabled=not args.no_trust, span_conventions=args.span_conventions,
                         call_cost=0.0 if auto_cost else float(args.call_cost), bench_below=args.bench_below)
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples, trust=trust,

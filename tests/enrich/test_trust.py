@@ -338,7 +338,7 @@ def _nested(rec: TrackRecord, attribute: str, short: str, long: str, truth: str 
 
 
 def test_a_span_convention_is_learned_per_attribute_from_confirmed_nested_disputes():
-    rec = _record(min_answers=3, span_min_answers=3)
+    rec = _record(min_answers=3, span_min_answers=3, span_conventions=True)
     brand = _cands(generator="Two Rivers Coffee", generator_alt="Two Rivers", kb=None)
     assert rec.convention("Coffee", "Brand", brand) is None  # no answers: no convention
     _nested(rec, "Brand", "Two Rivers", "Two Rivers Coffee", "Two Rivers", 2)
@@ -355,15 +355,15 @@ def test_a_span_convention_is_learned_per_attribute_from_confirmed_nested_disput
     assert rec.convention("Coffee", "Brand", _cands(generator="Two Rivers Coffee", generator_alt="Two Rivers",
                                                     kb="Rivers")) is None
     assert rec.convention("Coffee", "Brand", _cands(generator="Two Rivers", generator_alt="Brewhaus")) is None
-    assert _record(min_answers=3, span_conventions=False).convention("Coffee", "Brand", brand) is None
+    assert _record(min_answers=3, span_min_answers=3).convention("Coffee", "Brand", brand) is None  # off by default
 
 
 def test_no_convention_where_neither_span_is_usually_right():
-    rec = _record(min_answers=3, span_min_answers=3)
+    rec = _record(min_answers=3, span_min_answers=3, span_conventions=True)
     _nested(rec, "Flavor", "Vanilla", "French Vanilla Roast", "French Vanilla", 6)  # a third span each time
     assert rec.convention("Coffee", "Flavor", _cands(generator="French Vanilla Roast", generator_alt="Vanilla")) is None
     # ... and none while the supervisor, right as often, is the better bet.
-    rec2 = _record(min_answers=3, span_min_answers=3)
+    rec2 = _record(min_answers=3, span_min_answers=3, span_conventions=True)
     for _ in range(6):
         rec2.observe_dispute("Coffee", "Brand", {"generator": "Two Rivers Coffee", "generator.alt": "Two Rivers"},
                              "Two Rivers", "Two Rivers")
@@ -395,7 +395,7 @@ def test_a_learned_span_convention_turns_nested_clashes_into_agreement(enrich_se
                                       "supervisor": _long_span_supervisor})
     with sw.db.session() as s:
         Catalog(s).ingest(list(enumerate(LISTINGS)))
-    trust = TrustConfig(min_answers=2, span_min_answers=2, explore=0.0)
+    trust = TrustConfig(min_answers=2, span_min_answers=2, explore=0.0, span_conventions=True)
     base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
     first = EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base)).run_batch(["c1", "c2"], batch_id="b1")
     assert first.disagreements == 2 and first.supervisor_calls == 2 and first.conventions == 0

@@ -64,6 +64,9 @@ def enrich(
     bench_below: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
         "stop asking a generator in a category once people confirmed its disputed values at most this often "
         "there and another generator clearly more often (0: never; OA-Mine runs use 0.25)"))] = 0.0,
+    span_conventions: Annotated[bool, typer.Option(help=(
+        "read two nested values (\"Two Rivers\" / \"Two Rivers Coffee\") as one where people confirmed one "
+        "span clearly more often than the supervisor on that attribute"))] = False,
 ) -> None:
     """Run the self-learning extraction loop in batches. Resumable: interrupted batches are finished first.
 
@@ -78,7 +81,7 @@ def enrich(
         if schemas is not None:
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
-        trust = TrustConfig(call_cost=call_cost, bench_below=bench_below)
+        trust = TrustConfig(call_cost=call_cost, bench_below=bench_below, span_conventions=span_conventions)
         config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=trust)
         loop = EnrichmentLoop(sw, config)
         table = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record",

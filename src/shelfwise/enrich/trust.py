@@ -81,8 +81,9 @@ class TrustConfig(BaseModel):
     bench_below: float = Field(0.0, ge=0.0, le=1.0)
     # Read two nested values as one when a span convention holds on the attribute (``convention``): the
     # direction needs this many confirmed nested disputes on the attribute itself, and the supervisor
-    # ``min_answers`` overall.
-    span_conventions: bool = True
+    # ``min_answers`` overall. Off by default: on OA-Mine it fired rarely and its picks were right less often
+    # than the trusted worker's it replaced (docs/benchmarks.md, tenth session).
+    span_conventions: bool = False
     span_min_answers: int = Field(3, ge=1)
 
 
