@@ -179,7 +179,8 @@ def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: st
     """Extract held-out TRAIN ``rows`` with the KB frozen as it is (no learning, no review) and score them
     against their train labels: disagreement, calls, F1 (resumable by ``batch``)."""
     ids = sorted(ingest(sw, rows, "train"))
-    frozen = EnrichmentLoop(sw, learning.model_copy(update={"learn": False, "review_below": 0.0, "audit_rulings": 0.0}))
+    frozen = EnrichmentLoop(sw, learning.model_copy(update={"learn": False, "review_below": 0.0, "audit_rulings": 0.0,
+                                                                "audit_settled": 0.0}))
     t0 = time.perf_counter()
     report = frozen.run_batch(ids, batch_id=batch,
                               on_product=lambda r: log(f"{batch}: {r.product_id} disagreements={r.disagreements}"))
@@ -322,6 +323,9 @@ def main() -> None:
     ap.add_argument("--audit-rulings", type=float, default=0.5,
                     help="learning rounds: share of confident supervisor rulings the simulated expert also audits "
                          "(LoopConfig.audit_rulings); its answers are what the track record learns from")
+    ap.add_argument("--audit-settled", type=float, default=0.0,
+                    help="learning rounds: share of disputes the track record settled that the simulated expert "
+                         "also audits (LoopConfig.audit_settled), so the record keeps getting answers")
     ap.add_argument("--no-trust", action="store_true", help="never settle a dispute from the track record")
     ap.add_argument("--span-conventions", action="store_true",
                     help="read two nested values as one where a learned span convention holds "
@@ -372,7 +376,8 @@ def main() -> None:
                         call_cost=0.0 if auto_cost else float(args.call_cost), bench_below=args.bench_below)
     loop = EnrichmentLoop(sw, LoopConfig(supervisor_steps=args.supervisor_steps, generator_roles=panel,
                                          supervisor_examples=args.supervisor_examples, trust=trust,
-                                         audit_rulings=args.audit_rulings, screen=not args.no_screen))
+                                         audit_rulings=args.audit_rulings, audit_settled=args.audit_settled,
+                                         screen=not args.no_screen))
     used = {r["i"] for r in sample}
     held_out = [r for r in train if r["i"] not in used]
     if args.probe_only:
@@ -475,7 +480,7 @@ def main() -> None:
                           "settled_by_track_record": full_trusted, "agreed_by_span_convention": full_conventions,
                           "screened_by_kb": full_screened},
         },
-        "audit_rulings": args.audit_rulings, "trust": trust.model_dump(), "track_record_overall": track,
+        "audit_rulings": args.audit_rulings, "audit_settled": args.audit_settled, "trust": trust.model_dump(), "track_record_overall": track,
         **({"call_cost_selection": state["call_cost_selection"]} if auto_cost else {}),
         **_overhead_fields(),
         "products_per_min": round(len(test_ids) / max(1e-9, state[seconds_key]) * 60, 2),

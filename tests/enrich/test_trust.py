@@ -176,6 +176,55 @@ def test_audited_answers_teach_the_loop_to_settle_later_clashes_without_the_supe
     sw.close()
 
 
+def _record_that_trusts_the_brand_reader(enrich_settings):  # type: ignore[no-untyped-def]
+    """An app whose first batch (c1, c2) was audited and answered: the track record now settles Brand
+    clashes for generator.alt. Returns the app and the loop settings that go with it."""
+    sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate(LISTINGS)))
+    trust = TrustConfig(min_answers=2, explore=0.0)
+    base = {"compiled_worker": False, "supervisor_budget": 0.0, "generator_examples": 0, "trust": trust}
+    EnrichmentLoop(sw, LoopConfig(audit_rulings=1.0, **base)).run_batch(["c1", "c2"], batch_id="b1")
+    _resolve_open(sw, "Brewhaus")
+    return sw, base
+
+
+def test_settled_disputes_are_spot_checked_and_the_answers_score_the_workers_not_the_supervisor(enrich_settings):
+    sw, base = _record_that_trusts_the_brand_reader(enrich_settings)
+    calls = len(sw.backends["supervisor"].requests)
+    results: list = []
+    report = EnrichmentLoop(sw, LoopConfig(audit_settled=1.0, **base)).run_batch(
+        ["c3", "c4"], batch_id="b2", on_product=results.append)
+    assert len(sw.backends["supervisor"].requests) == calls  # a spot check costs no supervisor call
+    assert report.trusted == 2 and report.reviews == 2
+    # the trusted value is stored at once; the review item waits beside it
+    assert all(r.values["Brand"] == "Brewhaus" and r.statuses["Brand"] == "trusted" for r in results)
+    with sw.db.session() as s:
+        items = ReviewQueue(s).list("open")
+    assert [(i.product_id, i.proposed, i.proposed_by) for i in items] == [("c3", "Brewhaus", "generator.alt"),
+                                                                         ("c4", "Brewhaus", "generator.alt")]
+    assert all(i.reason.startswith("audit sample of a dispute the track record settled") for i in items)
+    _resolve_open(sw, "Brewhaus")
+    with sw.db.session() as s:
+        record = TrackRecord.from_reviews(s, base["trust"])
+    # both workers are scored on the new answers; the supervisor, never asked, is not
+    assert record.answers("generator.alt") == 4 and record.answers("generator") == 4
+    assert record.answers(SUPERVISOR) == 2
+    sw.close()
+
+
+def test_settled_disputes_are_not_spot_checked_unless_asked_or_when_not_learning(enrich_settings):
+    sw, base = _record_that_trusts_the_brand_reader(enrich_settings)
+    off = EnrichmentLoop(sw, LoopConfig(**base)).run_batch(["c3"], batch_id="b2")
+    frozen = EnrichmentLoop(sw, LoopConfig(audit_settled=1.0, learn=False, **base)).run_batch(["c4"], batch_id="b3")
+    assert (off.trusted, off.reviews, frozen.trusted, frozen.reviews) == (1, 0, 1, 0)
+    with sw.db.session() as s:
+        assert ReviewQueue(s).list("open") == []
+    with pytest.raises(ValidationError):
+        LoopConfig(audit_settled=1.5)
+    sw.close()
+
+
 def test_without_learning_no_ruling_is_held_back_for_audit(enrich_settings):
     sw = make_app(enrich_settings, **{"worker.generator.alt": _brand_reader, "supervisor": _biased_supervisor})
     with sw.db.session() as s:

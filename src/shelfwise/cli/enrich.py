@@ -58,6 +58,9 @@ def enrich(
     audit_rulings: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
         "share of confident supervisor rulings also sent to the review queue as a spot check; the answers "
         "teach the loop whom to trust in a dispute (`shelfwise review trust`)"))] = 0.0,
+    audit_settled: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
+        "share of disputes the track record settled without the supervisor also sent to the review queue as "
+        "a spot check, so the record keeps hearing from people"))] = 0.0,
     call_cost: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
         "accuracy per dispute you accept to lose to save a supervisor call: a worker whose confirmed record "
         "comes this close to the supervisor's settles the dispute (0: only when it clearly beats it)"))] = 0.0,
@@ -82,7 +85,7 @@ def enrich(
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
         trust = TrustConfig(call_cost=call_cost, bench_below=bench_below, span_conventions=span_conventions)
-        config = LoopConfig(titles=titles, audit_rulings=audit_rulings, trust=trust)
+        config = LoopConfig(titles=titles, audit_rulings=audit_rulings, audit_settled=audit_settled, trust=trust)
         loop = EnrichmentLoop(sw, config)
         table = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record",
                       "supervisor calls", "reviews", "learnings", "tokens", "model s", title="enrichment batches")

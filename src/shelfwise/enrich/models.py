@@ -51,7 +51,8 @@ class EnrichBatchStat(Base):
 
 
 class ReviewItem(Base):
-    """A case the supervisor could not settle with confidence, waiting for a person."""
+    """A case the supervisor could not settle with confidence (or a spot check of a settled one), waiting for a
+    person."""
 
     __tablename__ = "enrich_review_items"
 
@@ -61,6 +62,10 @@ class ReviewItem(Base):
     attribute: Mapped[str] = mapped_column(String(128))
     candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
     proposed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Whose value ``proposed`` is: NULL for the supervisor; a worker or "evaluator" when the item is an audit
+    # sample of a dispute the track record settled (LoopConfig.audit_settled): the record must not score the
+    # supervisor on a value it never gave.
+    proposed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str] = mapped_column(Text, default="")
     batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -55,6 +55,7 @@ class ProductResult(BaseModel):
     conventions: list[str] = Field(default_factory=list)
     screened: list[str] = Field(default_factory=list)  # worker values dropped before the vote (screening.py)
     benched: list[str] = Field(default_factory=list)  # generators left out by their track record (trust.py)
+    audited: list[str] = Field(default_factory=list)  # settled attributes also sent to review (audit_settled)
 
 
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,
@@ -279,6 +280,7 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     settled = [decisions[a].model_copy(update={"reasons": [*decisions[a].reasons, v.reason]})
                for a, v in trusted.items()]
     _disagree(plan, listing.id, category, [*settled, *disputes], batch_id)
+    _audit_settled(plan, listing, decisions, {**conventions, **trusted}, cfg, batch_id)
     if escalate:
         res.escalated = [d.attribute for d in extras]
         _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan,
@@ -314,6 +316,23 @@ def _from_record(decisions: dict[str, AttributeDecision],
             if verdict is not None:
                 out[a] = verdict
     return out
+
+
+def _audit_settled(plan: Plan, listing: Listing, decisions: dict[str, AttributeDecision],
+                   verdicts: dict[str, Verdict], cfg: Any, batch_id: str | None) -> None:
+    """Spot checks of what the record decided without the supervisor (``LoopConfig.audit_settled``): the
+    value stands; a person's answer supersedes it and scores the workers, so the record keeps learning."""
+    if not cfg.learn or cfg.audit_settled <= 0.0:
+        return
+    for a, v in verdicts.items():
+        if not in_sample(listing.id, f"audit:{a}", cfg.audit_settled):
+            continue  # salted: independent of the explore sample, which never reaches the record
+        plan.result.reviews += 1
+        plan.result.audited.append(a)
+        why = f"audit sample of a dispute the track record settled (LoopConfig.audit_settled): {v.reason}"
+        plan.reviews.append(lambda s, d=decisions[a], v=v, w=why: open_review(
+            s, listing, d, proposed=v.value, confidence=v.accuracy, reason=w, batch_id=batch_id,
+            proposed_by=v.worker))
 
 
 _MISSING = "no worker found a value: give it only if the listing states it, else null"

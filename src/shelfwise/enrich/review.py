@@ -1,4 +1,5 @@
-"""The human review queue: cases the supervisor could not settle with confidence. A resolution becomes the
+"""The human review queue: cases the supervisor could not settle with confidence, and spot checks (audit
+samples of confident rulings and of disputes the track record settled). A resolution becomes the
 product's value (status ``human``, a gold label) and, where it generalises (the value is a span of the
 title), a learning placed by the knowledge base like any other; the worker values it rules out become a
 rejection learning that screens them out of later votes (screening.py)."""
@@ -30,6 +31,7 @@ class ReviewView(BaseModel):
     attribute: str
     candidates: list[Any]
     proposed: str | None
+    proposed_by: str | None = None  # None: the supervisor; else the source a settled dispute trusted
     confidence: float
     reason: str
     status: str
@@ -39,14 +41,16 @@ class ReviewView(BaseModel):
 
 
 def open_review(session: Session, listing: Listing, decision: AttributeDecision, *, proposed: str | None,
-                confidence: float, reason: str, batch_id: str | None) -> int:
-    """Queue one (product, attribute) unless it is already waiting (re-runs must not duplicate items)."""
+                confidence: float, reason: str, batch_id: str | None, proposed_by: str | None = None) -> int:
+    """Queue one (product, attribute) unless it is already waiting (re-runs must not duplicate items).
+    ``proposed_by`` names the source of ``proposed`` when it is not the supervisor (an audit sample of a
+    dispute the track record settled)."""
     existing = session.scalar(select(ReviewItem.id).where(
         ReviewItem.product_id == listing.id, ReviewItem.attribute == decision.attribute, ReviewItem.status == "open"))
     if existing is not None:
         return existing
     item = ReviewItem(product_id=listing.id, category_path=listing.category_path, attribute=decision.attribute,
-                      candidates=[c.model_dump() for c in decision.candidates], proposed=proposed,
+                      candidates=[c.model_dump() for c in decision.candidates], proposed=proposed, proposed_by=proposed_by,
                       confidence=confidence, reason=reason[:2000], batch_id=batch_id, status="open")
     session.add(item)
     session.flush()

@@ -80,6 +80,12 @@ class LoopConfig(BaseModel):
     # (their values wait for the answer). The answers are what the track record learns from; 0 = none. Meant for
     # learn-then-deploy staging, where experts audit; ignored when ``learn`` is False.
     audit_rulings: float = Field(0.0, ge=0.0, le=1.0)
+    # Share of disputes the track record settled without the supervisor that also go to the review queue, as
+    # spot checks (the trusted value is stored at once; an answer supersedes it). Without them a record that
+    # settles most clashes stops hearing from people, its estimates freeze and the rulings it still sends
+    # dry up (docs/benchmarks.md, tenth session). The answers score the workers (not the supervisor, which
+    # was not asked) and become learnings like any review answer. 0 = none; ignored when ``learn`` is False.
+    audit_settled: float = Field(0.0, ge=0.0, le=1.0)
 
     @field_validator("generator_roles")
     @classmethod

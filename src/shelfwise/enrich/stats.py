@@ -60,7 +60,7 @@ def aggregate(batch_id: str, seq: int, results: list[ProductResult]) -> BatchRep
             if status != "empty" or attr in r.disagreements:
                 st.decided += 1
             st.disagreements += attr in r.disagreements
-            st.reviews += status == "review"
+            st.reviews += status == "review" or attr in r.audited
         for _lid, attr, action in r.learnings:
             st = per.setdefault((r.category_path, attr), AttributeStats(category_path=r.category_path, attribute=attr))
             st.learnings += action == "created"

@@ -135,7 +135,8 @@ class TrackRecord:
         rows = session.scalars(select(ReviewItem).where(ReviewItem.status == "resolved", ReviewItem.attribute != "title")
                                .order_by(ReviewItem.id.desc()).limit(record.config.history)).all()
         for r in rows:
-            record.observe_dispute(r.category_path, r.attribute, _workers(r.candidates), r.proposed, r.resolution)
+            record.observe_dispute(r.category_path, r.attribute, _workers(r.candidates), r.proposed, r.resolution,
+                                   proposed_by=r.proposed_by)
         return record
 
     def observe(self, source: str, category: str, attribute: str, right: bool) -> None:
@@ -144,9 +145,11 @@ class TrackRecord:
             self._right[key] += float(right)
 
     def observe_dispute(self, category: str, attribute: str, workers: Mapping[str, str | None],
-                        proposed: str | None, truth: str | None) -> None:
+                        proposed: str | None, truth: str | None, *, proposed_by: str | None = None) -> None:
         """One confirmed dispute: a worker that gave a value was right or wrong; one that gave none abstained.
-        The supervisor is scored on its proposal, ``None`` included ("the listing does not say" can be right)."""
+        The supervisor is scored on its proposal, ``None`` included ("the listing does not say" can be right),
+        unless someone else proposed it (``proposed_by``: an audited dispute the record itself settled, where
+        the supervisor was never asked)."""
         want = normalize(truth)
         given = set()
         for worker, value in workers.items():
@@ -160,7 +163,8 @@ class TrackRecord:
         if spans is not None:
             self.observe(SHORTER, category, attribute, spans[0] == want)
             self.observe(LONGER, category, attribute, spans[1] == want)
-        self.observe(SUPERVISOR, category, attribute, normalize(proposed) == want)
+        if proposed_by in (None, SUPERVISOR):
+            self.observe(SUPERVISOR, category, attribute, normalize(proposed) == want)
 
     def answers(self, source: str) -> float:
         return self._total.get((source,), 0.0)
