@@ -213,6 +213,28 @@ def test_settled_disputes_are_spot_checked_and_the_answers_score_the_workers_not
     sw.close()
 
 
+def test_answers_about_a_replaced_model_do_not_count_for_its_successor(enrich_settings):
+    sw, base = _record_that_trusts_the_brand_reader(enrich_settings)
+    loop = EnrichmentLoop(sw, LoopConfig(**base))
+    now = loop.source_models()
+    assert set(now) == {"generator", "generator.alt", EVALUATOR, SUPERVISOR}
+    with sw.db.session() as s:
+        items = ReviewQueue(s).list("resolved")
+        assert items and all(i.models == now for i in items)  # every item records who stood behind each source
+        same = TrackRecord.from_reviews(s, base["trust"], models=now)
+        moved = TrackRecord.from_reviews(s, base["trust"], models={**now, "generator.alt": "a-bigger-model"})
+        unknown = TrackRecord.from_reviews(s, base["trust"])  # no models given: every answer counts
+    assert same.answers("generator.alt") == unknown.answers("generator.alt") == 2
+    assert moved.answers("generator.alt") == 0  # the new model starts afresh ...
+    assert moved.answers("generator") == moved.answers(SUPERVISOR) == 2  # ... the others keep theirs
+    # and without its record the moved role no longer settles the clash: the supervisor is asked again
+    assert moved.settle("Coffee", "Brand", [Candidate(worker="generator", value="K-Cup", key="k-cup"),
+                                            Candidate(worker="generator.alt", value="Brewhaus", key="brewhaus")]) is None
+    assert same.settle("Coffee", "Brand", [Candidate(worker="generator", value="K-Cup", key="k-cup"),
+                                           Candidate(worker="generator.alt", value="Brewhaus", key="brewhaus")])
+    sw.close()
+
+
 def test_settled_disputes_are_not_spot_checked_unless_asked_or_when_not_learning(enrich_settings):
     sw, base = _record_that_trusts_the_brand_reader(enrich_settings)
     off = EnrichmentLoop(sw, LoopConfig(**base)).run_batch(["c3"], batch_id="b2")

@@ -197,12 +197,15 @@ def review_trust(
 ) -> None:
     """The track record learned from resolved review items: how often each worker, and the supervisor, was
     confirmed right in a dispute. A worker clearly ahead of the supervisor settles later disputes alone.
-    Sources span:shorter / span:longer score the span conventions: which of two nested values was right."""
-    from ..enrich import TrackRecord
+    Sources span:shorter / span:longer score the span conventions: which of two nested values was right.
+    Answers given while a role ran another model than it does now are left out."""
+    from ..enrich import LoopConfig, TrackRecord
+    from ..enrich.runner import source_models
 
     sw = open_app()
     with handle_errors(), sw.db.session() as s:
-        record = TrackRecord.from_reviews(s)
+        # as `shelfwise enrich` reads it: answers about a model a role no longer runs are left out
+        record = TrackRecord.from_reviews(s, models=source_models(sw, LoopConfig()))
     table = Table("category", "attribute", "source", "answers", "right", "estimated accuracy",
                   title="track record (from resolved review items)")
     for row in record.rows():

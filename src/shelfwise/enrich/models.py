@@ -66,6 +66,9 @@ class ReviewItem(Base):
     # sample of a dispute the track record settled (LoopConfig.audit_settled): the record must not score the
     # supervisor on a value it never gave.
     proposed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The model behind each source (worker role, "evaluator", "supervisor") when the item was opened: the
+    # track record leaves out answers about a model a role no longer runs. NULL on items from before.
+    models: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str] = mapped_column(Text, default="")
     batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

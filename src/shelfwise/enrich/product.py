@@ -280,7 +280,7 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     settled = [decisions[a].model_copy(update={"reasons": [*decisions[a].reasons, v.reason]})
                for a, v in trusted.items()]
     _disagree(plan, listing.id, category, [*settled, *disputes], batch_id)
-    _audit_settled(plan, listing, decisions, {**conventions, **trusted}, cfg, batch_id)
+    _audit_settled(loop, plan, listing, decisions, {**conventions, **trusted}, cfg, batch_id)
     if escalate:
         res.escalated = [d.attribute for d in extras]
         _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan,
@@ -318,12 +318,13 @@ def _from_record(decisions: dict[str, AttributeDecision],
     return out
 
 
-def _audit_settled(plan: Plan, listing: Listing, decisions: dict[str, AttributeDecision],
+def _audit_settled(loop: Any, plan: Plan, listing: Listing, decisions: dict[str, AttributeDecision],
                    verdicts: dict[str, Verdict], cfg: Any, batch_id: str | None) -> None:
     """Spot checks of what the record decided without the supervisor (``LoopConfig.audit_settled``): the
     value stands; a person's answer supersedes it and scores the workers, so the record keeps learning."""
     if not cfg.learn or cfg.audit_settled <= 0.0:
         return
+    models = loop.source_models()
     for a, v in verdicts.items():
         if not in_sample(listing.id, f"audit:{a}", cfg.audit_settled):
             continue  # salted: independent of the explore sample, which never reaches the record
@@ -332,7 +333,7 @@ def _audit_settled(plan: Plan, listing: Listing, decisions: dict[str, AttributeD
         why = f"audit sample of a dispute the track record settled (LoopConfig.audit_settled): {v.reason}"
         plan.reviews.append(lambda s, d=decisions[a], v=v, w=why: open_review(
             s, listing, d, proposed=v.value, confidence=v.accuracy, reason=w, batch_id=batch_id,
-            proposed_by=v.worker))
+            proposed_by=v.worker, models=models))
 
 
 _MISSING = "no worker found a value: give it only if the listing states it, else null"
@@ -415,6 +416,7 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         rulings, model = {}, loop.supervisor.llm.model
     haystack = f"{listing.title} {listing.description} {' '.join(listing.bullets)}".lower()
     ids = [lv.id for lv in learnings]
+    models = loop.source_models()
     for d in disputes:
         r = rulings.get(d.attribute)
         value = r.value if r else None
@@ -439,7 +441,7 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         if sent:
             res.reviews += 1
             plan.reviews.append(lambda s, d=d, v=value, c=conf, w=why: open_review(
-                s, listing, d, proposed=v, confidence=c, reason=w, batch_id=batch_id))
+                s, listing, d, proposed=v, confidence=c, reason=w, batch_id=batch_id, models=models))
             continue
         if cfg.learn and value is not None and d.attribute != "title":
             ev = Evidence(kind="ruling", product_id=listing.id, note=why[:900])

@@ -32,6 +32,7 @@ class ReviewView(BaseModel):
     candidates: list[Any]
     proposed: str | None
     proposed_by: str | None = None  # None: the supervisor; else the source a settled dispute trusted
+    models: dict[str, Any] | None = None  # source -> model when the item was opened
     confidence: float
     reason: str
     status: str
@@ -41,16 +42,19 @@ class ReviewView(BaseModel):
 
 
 def open_review(session: Session, listing: Listing, decision: AttributeDecision, *, proposed: str | None,
-                confidence: float, reason: str, batch_id: str | None, proposed_by: str | None = None) -> int:
+                confidence: float, reason: str, batch_id: str | None, proposed_by: str | None = None,
+                models: dict[str, str] | None = None) -> int:
     """Queue one (product, attribute) unless it is already waiting (re-runs must not duplicate items).
     ``proposed_by`` names the source of ``proposed`` when it is not the supervisor (an audit sample of a
-    dispute the track record settled)."""
+    dispute the track record settled); ``models`` the model behind each source, so that the track record can
+    tell a role's old model from its new one."""
     existing = session.scalar(select(ReviewItem.id).where(
         ReviewItem.product_id == listing.id, ReviewItem.attribute == decision.attribute, ReviewItem.status == "open"))
     if existing is not None:
         return existing
     item = ReviewItem(product_id=listing.id, category_path=listing.category_path, attribute=decision.attribute,
                       candidates=[c.model_dump() for c in decision.candidates], proposed=proposed, proposed_by=proposed_by,
+                      models=models,
                       confidence=confidence, reason=reason[:2000], batch_id=batch_id, status="open")
     session.add(item)
     session.flush()

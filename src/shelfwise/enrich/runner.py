@@ -22,7 +22,7 @@ from .escalation import EscalationPolicy
 from .models import EnrichBatch
 from .product import KnowledgeCache, Plan, ProductResult, apply_plans, plan_product
 from .stats import BatchReport, aggregate, write_stats
-from .trust import TrackRecord, TrustConfig
+from .trust import EVALUATOR, SUPERVISOR, TrackRecord, TrustConfig
 
 __all__ = ["BatchReport", "EnrichmentLoop", "LoopConfig", "ProductResult", "listing_of"]
 
@@ -95,6 +95,17 @@ class LoopConfig(BaseModel):
         return roles
 
 
+def source_models(sw: Any, config: LoopConfig) -> dict[str, str]:
+    """The model behind each source the track record scores (generators by name, the evaluator, the
+    supervisor): stored with every review item, so answers about a replaced model are not credited to its
+    successor. Reading a role's model loads nothing."""
+    out = {role.removeprefix("worker."): sw.llm(role).model for role in config.generator_roles}
+    if config.evaluator:
+        out[EVALUATOR] = sw.llm("worker.evaluator").model
+    out[SUPERVISOR] = sw.llm("supervisor").model
+    return out
+
+
 def listing_of(product: Product) -> Listing:
     return Listing(id=product.id, title=product.title, description=product.description or "",
                    bullets=list(product.bullets or []), category_path=product.category_path or "",
@@ -129,6 +140,9 @@ class EnrichmentLoop:
         self._listings: dict[str, Listing] = {}
         self._finished: dict[str, ProductResult] = {}
         self._ensure_schemas()
+
+    def source_models(self) -> dict[str, str]:
+        return source_models(self.sw, self.config)
 
     def _embedder(self) -> Any:
         try:
@@ -175,7 +189,7 @@ class EnrichmentLoop:
         batch = self.open_batch(product_ids, batch_id)
         self.knowledge.clear()  # experts may have edited the knowledge base between batches
         with self.sw.db.session() as s:  # ... and answered review items, which the track record learns from
-            self.track = TrackRecord.from_reviews(s, self.config.trust)
+            self.track = TrackRecord.from_reviews(s, self.config.trust, models=self.source_models())
         self._schemas.clear()
         tracker = JobTracker(self.sw.db, f"enrich:{batch.id}")
         pending = tracker.pending(batch.product_ids)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -130,13 +130,17 @@ class TrackRecord:
         self._total: dict[_Key, float] = defaultdict(float)
 
     @classmethod
-    def from_reviews(cls, session: Session, config: TrustConfig | None = None) -> TrackRecord:
+    def from_reviews(cls, session: Session, config: TrustConfig | None = None,
+                     models: Mapping[str, str] | None = None) -> TrackRecord:
+        """The record from the newest resolved review items. With ``models`` (source -> the model it runs
+        now), an answer about a source that ran another model when the item was opened does not count for it:
+        a role moved to a new model starts its record afresh instead of inheriting the old model's."""
         record = cls(config)
         rows = session.scalars(select(ReviewItem).where(ReviewItem.status == "resolved", ReviewItem.attribute != "title")
                                .order_by(ReviewItem.id.desc()).limit(record.config.history)).all()
         for r in rows:
             record.observe_dispute(r.category_path, r.attribute, _workers(r.candidates), r.proposed, r.resolution,
-                                   proposed_by=r.proposed_by)
+                                   proposed_by=r.proposed_by, stale=_replaced(r.models, models))
         return record
 
     def observe(self, source: str, category: str, attribute: str, right: bool) -> None:
@@ -145,25 +149,28 @@ class TrackRecord:
             self._right[key] += float(right)
 
     def observe_dispute(self, category: str, attribute: str, workers: Mapping[str, str | None],
-                        proposed: str | None, truth: str | None, *, proposed_by: str | None = None) -> None:
+                        proposed: str | None, truth: str | None, *, proposed_by: str | None = None,
+                        stale: Container[str] = ()) -> None:
         """One confirmed dispute: a worker that gave a value was right or wrong; one that gave none abstained.
         The supervisor is scored on its proposal, ``None`` included ("the listing does not say" can be right),
         unless someone else proposed it (``proposed_by``: an audited dispute the record itself settled, where
-        the supervisor was never asked)."""
+        the supervisor was never asked). Sources in ``stale`` (whose model has since been replaced) are not
+        scored."""
         want = normalize(truth)
         given = set()
         for worker, value in workers.items():
             key = normalize(value)
             if key is not None:
-                self.observe(worker, category, attribute, key == want)
+                if worker not in stale:
+                    self.observe(worker, category, attribute, key == want)
                 given.add(key)
-        if len(given) == 1:  # one value between them: the evaluator flagged it
+        if len(given) == 1 and EVALUATOR not in stale:  # one value between them: the evaluator flagged it
             self.observe(EVALUATOR, category, attribute, next(iter(given)) != want)
         spans = nested_spans(*given) if len(given) == 2 else None
         if spans is not None:
             self.observe(SHORTER, category, attribute, spans[0] == want)
             self.observe(LONGER, category, attribute, spans[1] == want)
-        if proposed_by in (None, SUPERVISOR):
+        if proposed_by in (None, SUPERVISOR) and SUPERVISOR not in stale:
             self.observe(SUPERVISOR, category, attribute, normalize(proposed) == want)
 
     def answers(self, source: str) -> float:
@@ -284,6 +291,13 @@ def _workers(candidates: Iterable[Any]) -> dict[str, str | None]:
         if isinstance(c, Mapping) and c.get("worker"):
             out[str(c["worker"])] = c.get("value")
     return out
+
+
+def _replaced(recorded: Mapping[str, Any] | None, current: Mapping[str, str] | None) -> set[str]:
+    """The sources whose model when the item was opened is not the one they run now (unknown counts as same)."""
+    if not recorded or not current:
+        return set()
+    return {src for src, model in recorded.items() if src in current and model and current[src] != model}
 
 
 def nested_spans(a: str, b: str) -> tuple[str, str] | None:

@@ -1,4 +1,5 @@
-"""enrich review queue: who proposed an item's value (the supervisor, or a source the track record trusted)
+"""enrich review queue: who proposed an item's value (the supervisor, or a source the track record trusted), and
+which model stood behind each source
 
 Revision ID: enrich_0002
 Revises: enrich_0001
@@ -17,8 +18,10 @@ def upgrade() -> None:
     # NULL on existing rows: they were all proposed by the supervisor.
     with op.batch_alter_table("enrich_review_items") as batch:
         batch.add_column(sa.Column("proposed_by", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("models", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("enrich_review_items") as batch:
+        batch.drop_column("models")
         batch.drop_column("proposed_by")
