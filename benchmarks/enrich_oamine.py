@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from _common import head_commit
 
 from shelfwise.app import Shelfwise
@@ -192,6 +193,31 @@ def probe_batch(sw: Shelfwise, learning: LoopConfig, rows: list[dict], batch: st
             "screened_by_kb": report.screened, "products_with_a_benched_generator": report.benched, "supervisor_calls": report.supervisor_calls,
             "dispute_calls": report.supervisor_calls - escalated, "escalated_without_disagreement": escalated,
             "f1": score(preds, gold)["f1"], "wall_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def disagreement_trend(rounds: list[dict]) -> dict:
+    """How the disagreement rate moved over the learning rounds. First -> last round is the issue's measure,
+    but one round of a few products moves by several points; the least-squares slope over all rounds, with
+    its 95 % interval (t, n - 2 degrees of freedom), says whether the rounds show a trend at all."""
+    from scipy import stats
+
+    rates = np.array([r["disagreement_rate"] for r in sorted(rounds, key=lambda r: r["round"])], dtype=float)
+    n = len(rates)
+    if n < 3:
+        return {}
+    x = np.arange(1, n + 1, dtype=float)
+    fit = stats.linregress(x, rates)
+    half = float(stats.t.ppf(0.975, n - 2) * fit.stderr)
+    first_fit, last_fit = fit.intercept + fit.slope, fit.intercept + fit.slope * n
+    k = max(1, n // 5)  # the first and last fifth of the rounds (2 of 10)
+    early, late = float(rates[:k].mean()), float(rates[-k:].mean())
+    return {"rounds": n, "first": float(rates[0]), "last": float(rates[-1]),
+            "relative_change_first_to_last": round(float(rates[-1] / rates[0] - 1), 4) if rates[0] else None,
+            f"mean_first_{k}": round(early, 4), f"mean_last_{k}": round(late, 4),
+            "relative_change_of_those_means": round(late / early - 1, 4) if early else None,
+            "slope_per_round": round(float(fit.slope), 5),
+            "slope_ci95": [round(float(fit.slope) - half, 5), round(float(fit.slope) + half, 5)],
+            "fitted_relative_change_first_to_last": round(float(last_fit / first_fit - 1), 4) if first_fit else None}
 
 
 def probe(args, sw: Shelfwise, learning: LoopConfig, held_out: list[dict], commit: str) -> None:  # type: ignore[no-untyped-def]
@@ -413,7 +439,8 @@ def main() -> None:
     if args.stop_after_rounds:
         partial = {"commit": commit, "models": {r: sw.settings.roles[r].model for r in sorted(sw.settings.roles)},
                    "categories": sorted(only) or "all", "n_train": len(train_ids), "n_test": 0,
-                   "supervisor_steps": args.supervisor_steps, "rounds": state["rounds"], "test": None,
+                   "supervisor_steps": args.supervisor_steps, "rounds": state["rounds"],
+                   "disagreement_trend": disagreement_trend(state["rounds"]), "test": None,
                    **_overhead_fields(), "products_per_min": None,
                    "note": "stopped after the learning rounds (--stop-after-rounds): no test figures"}
         args.out.write_text(json.dumps(partial, indent=1) + "\n")
@@ -471,6 +498,7 @@ def main() -> None:
         "supervisor_steps": args.supervisor_steps, "supervisor_budget": LoopConfig().supervisor_budget,
         "generator_panel": [sw.settings.roles[r].model for r in panel],
         "rounds": state["rounds"],
+        "disagreement_trend": disagreement_trend(state["rounds"]),
         "test": {
             "single_worker": score(single, gold),
             **({"single_worker_alt": score(alt, gold)} if alt else {}),
