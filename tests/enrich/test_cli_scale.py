@@ -23,10 +23,11 @@ def test_enrich_with_workers_runs_side_by_side_batches_and_resumes_them(monkeypa
     shard_task = cli_enrich.enrich_shard
     monkeypatch.setattr(cli_enrich, "enrich_shard", lambda sw, shard: (configs.append(shard[2]), shard_task(sw, shard))[1])
     res = CliRunner().invoke(app, ["enrich", "--batch-size", "1", "--batches", "2", "--workers", "2",
-                                   "--no-titles", "--audit-rulings", "0.5", "--call-cost", "0.2", "--bench-below", "0.25"])
+                                   "--no-titles", "--audit-rulings", "0.5", "--audit-settled", "0.3", "--call-cost", "0.2",
+                                   "--bench-below", "0.25"])
     assert res.exit_code == 0, res.output
     # every shard runs with the driver's whole configuration, not only the flags it was once given
-    assert len(configs) == 3 and all(c.audit_rulings == 0.5 and c.trust.call_cost == 0.2 and c.trust.bench_below == 0.25 and not c.titles
+    assert len(configs) == 3 and all(c.audit_rulings == 0.5 and c.audit_settled == 0.3 and c.trust.call_cost == 0.2 and c.trust.bench_below == 0.25 and not c.titles
                                      for c in configs)
     with scripted_sw.db.session() as s:
         batches = list(s.scalars(select(EnrichBatch).order_by(EnrichBatch.seq)))
