@@ -1,5 +1,4 @@
-"""enrich review queue: who proposed an item's value (the supervisor, or a source the track record trusted), and
-which model stood behind each source
+"""enrich review queue: who proposed an item's value (the supervisor, or a source the track record trusted)
 
 Revision ID: enrich_0002
 Revises: enrich_0001
@@ -18,10 +17,8 @@ def upgrade() -> None:
     # NULL on existing rows: they were all proposed by the supervisor.
     with op.batch_alter_table("enrich_review_items") as batch:
         batch.add_column(sa.Column("proposed_by", sa.String(128), nullable=True))
-        batch.add_column(sa.Column("models", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("enrich_review_items") as batch:
-        batch.drop_column("models")
         batch.drop_column("proposed_by")
