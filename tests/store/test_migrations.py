@@ -26,7 +26,7 @@ def test_sqlite_runs_in_wal_mode(db):
 
 
 def test_review_items_from_before_enrich_0002_survive_it_and_still_score_the_supervisor(any_db):
-    """enrich_0002 and _0003 add who proposed an item and the models behind its sources; older rows have neither, and
+    """enrich_0002 adds who proposed an item and the models behind its sources; older rows have neither, and
     the track record must read them as it did before (the supervisor proposed; no model was replaced)."""
     from datetime import datetime
 

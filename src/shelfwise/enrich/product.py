@@ -280,7 +280,7 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     settled = [decisions[a].model_copy(update={"reasons": [*decisions[a].reasons, v.reason]})
                for a, v in trusted.items()]
     _disagree(plan, listing.id, category, [*settled, *disputes], batch_id)
-    _audit_settled(loop, plan, listing, decisions, {**conventions, **trusted}, cfg, batch_id)
+    _audit_settled(loop, plan, listing, decisions, {**conventions, **trusted}, batch_id)
     if escalate:
         res.escalated = [d.attribute for d in extras]
         _supervise(loop, session, kb, listing, schema, disputes, learnings, batch_id, plan,
@@ -319,9 +319,10 @@ def _from_record(decisions: dict[str, AttributeDecision],
 
 
 def _audit_settled(loop: Any, plan: Plan, listing: Listing, decisions: dict[str, AttributeDecision],
-                   verdicts: dict[str, Verdict], cfg: Any, batch_id: str | None) -> None:
+                   verdicts: dict[str, Verdict], batch_id: str | None) -> None:
     """Spot checks of what the record decided without the supervisor (``LoopConfig.audit_settled``): the
     value stands; a person's answer supersedes it and scores the workers, so the record keeps learning."""
+    cfg = loop.config
     if not cfg.learn or cfg.audit_settled <= 0.0:
         return
     models = loop.source_models()

@@ -139,12 +139,10 @@ class EnrichmentLoop:
         self._schemas: dict[str, Any] = {}
         self._listings: dict[str, Listing] = {}
         self._finished: dict[str, ProductResult] = {}
-        self._source_models: dict[str, str] | None = None
+        self._source_models = source_models(sw, config)  # the roles keep their models for the loop's lifetime
         self._ensure_schemas()
 
     def source_models(self) -> dict[str, str]:
-        if self._source_models is None:  # a loop's roles keep their models for its lifetime
-            self._source_models = source_models(self.sw, self.config)
         return self._source_models
 
     def _embedder(self) -> Any:
