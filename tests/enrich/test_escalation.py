@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from shelfwise.enrich import EnrichmentLoop, LoopConfig
 from shelfwise.enrich.agreement import vote
 from shelfwise.enrich.drafts import format_worked, parse_worked, worked_draft
-from shelfwise.enrich.escalation import EscalationPolicy, uncertainty
+from shelfwise.enrich.escalation import EscalationPolicy, FillRates, attribute_prior, uncertainty
 from shelfwise.enrich.kb import KnowledgeBase
 from shelfwise.enrich.kb.types import LearningView
 from shelfwise.enrich.workers import format_worked_examples
@@ -111,3 +112,35 @@ def test_a_group_of_products_is_written_in_one_transaction_with_events_in_order(
             ExtractedValue.product_id == "c1", ExtractedValue.is_current.is_(True))
             .group_by(ExtractedValue.attribute)).all()
         assert current and all(n == 1 for _a, n in current)
+
+
+def test_fill_rates_are_learned_from_the_products_the_loop_enriched(scripted_sw):
+    names = ["Brand", "Net content", "Item form"]
+    loop = EnrichmentLoop(scripted_sw, LoopConfig(supervisor_budget=0.0))
+    assert loop.fill_rates.priors("Coffee", names) == pytest.approx([attribute_prior(i) for i in range(3)], abs=1e-4), \
+        "before any batch the schema order is the guess"
+    loop.run_batch(["c1", "c2", "c3", "c4"], batch_id="first")
+    with scripted_sw.db.session() as s:
+        rates = FillRates.from_store(s, ["Coffee"])
+        assert rates.products == {"Coffee": 4}, "products are counted from job marks, empty ones included"
+        assert rates.filled[("Coffee", "Net content")] == 4 and ("Coffee", "Item form") not in rates.filled
+        net, form = rates.priors("Coffee", names)[1:]
+        assert net == round((4 + 8 * attribute_prior(1)) / 12, 4) > attribute_prior(1)
+        assert form == round(8 * attribute_prior(2) / 12, 4) < attribute_prior(2), \
+            "an attribute the loop never found becomes less likely than its schema position says"
+        resumed = FillRates.from_store(s, ["Coffee"], exclude_job="enrich:first")
+        assert resumed.products == {} and \
+            resumed.priors("Coffee", names) == pytest.approx([attribute_prior(i) for i in range(3)], abs=1e-4), \
+            "a resumed batch ranks with the rates its crashed run started from"
+        assert FillRates.from_store(s, ["Shoes"]).products == {}
+    loop.run_batch(["c1"], batch_id="second")
+    assert loop.fill_rates.products == {"Coffee": 4}, "the next batch reads what the earlier ones stored"
+
+
+def test_uncertainty_weighs_empty_attributes_by_the_learned_rates():
+    names = ["Rare", "Common"]
+    nothing = {a: vote(a, [("llm", None), ("kb", None)]) for a in names}
+    rates = FillRates(products={"Coffee": 40}, filled={("Coffee", "Common"): 36})
+    priors = rates.priors("Coffee", names)
+    assert priors[1] > priors[0], "a hand-written schema listing the rare attribute first is overruled by data"
+    assert uncertainty(names, nothing, [], priors) == round(sum(priors), 4)

@@ -23,7 +23,7 @@ from .agreement import AttributeDecision, shared_values, vote
 from .bulk import store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
 from .drafts import is_worked, value_drafts, worked_draft
-from .escalation import attribute_prior, uncertainty
+from .escalation import uncertainty
 from .kb.types import Evidence, LearningDraft
 from .review import open_review
 from .screening import REJECT_PREFIX, Screen, screen_values
@@ -257,10 +257,11 @@ def plan_product(loop: Any, session: Session, listing: Listing, schema: Attribut
     disputed = {d.attribute for d in disputes}
     models = {o.worker: o.model for o in outputs}
     res.trusted = list(trusted)
-    res.uncertainty = uncertainty(names, decisions, disputed)
+    priors = loop.fill_rates.priors(category, names)
+    res.uncertainty = uncertainty(names, decisions, disputed, priors)
     escalate = loop.escalation.should_escalate(res.uncertainty, bool(disputes))
     loop.escalation.observe(res.uncertainty, escalate)
-    extras = _extras(names, decisions, disputed, cfg.max_extra_attributes) if escalate else []
+    extras = _extras(names, decisions, disputed, cfg.max_extra_attributes, priors) if escalate else []
     held = {d.attribute for d in extras}
     for a, d in decisions.items():
         if a in disputed or a in held:
@@ -341,14 +342,14 @@ _MISSING = "no worker found a value: give it only if the listing states it, else
 
 
 def _extras(names: list[str], decisions: dict[str, AttributeDecision], disputed: set[str],
-            limit: int) -> list[AttributeDecision]:
+            limit: int, priors: list[float]) -> list[AttributeDecision]:
     """What an escalated product also asks the supervisor about: values only one worker found, then likely
     attributes nobody found (most likely first)."""
     unsure = [decisions[a].model_copy(update={"reasons": ["only one worker found this value"]})
               for a in names if a not in disputed and decisions[a].status == "check" and decisions[a].value]
-    missing = [decisions[a].model_copy(update={"reasons": [_MISSING]})
-               for i, a in enumerate(names)
-               if a not in disputed and decisions[a].value is None and attribute_prior(i) >= 0.2]
+    likely = sorted((i for i, a in enumerate(names) if a not in disputed and decisions[a].value is None
+                     and priors[i] >= 0.2), key=lambda i: -priors[i])
+    missing = [decisions[names[i]].model_copy(update={"reasons": [_MISSING]}) for i in likely]
     return [*unsure, *missing][:limit]
 
 

@@ -18,7 +18,7 @@ from ..errors import InputError, LLMError, ShelfwiseError
 from ..store.catalog import Catalog, Listing
 from ..store.jobs import JobTracker
 from ..store.models import CategorySchema, JobItem, Product, utcnow
-from .escalation import EscalationPolicy
+from .escalation import EscalationPolicy, FillRates
 from .models import EnrichBatch
 from .product import KnowledgeCache, Plan, ProductResult, apply_plans, plan_product
 from .stats import BatchReport, aggregate, write_stats
@@ -136,6 +136,7 @@ class EnrichmentLoop:
         self.knowledge = KnowledgeCache()
         self.track = TrackRecord(config.trust)
         self.escalation = self._new_policy()
+        self.fill_rates = FillRates()  # learned per batch (run_batch); until then the schema order's guess
         self._schemas: dict[str, Any] = {}
         self._listings: dict[str, Listing] = {}
         self._finished: dict[str, ProductResult] = {}
@@ -197,6 +198,9 @@ class EnrichmentLoop:
         self._finished = {}
         self.escalation = self._policy(tracker, len(pending) < len(batch.product_ids))
         self._listings = self._prefetch(pending)
+        with self.sw.db.session() as s:
+            self.fill_rates = FillRates.from_store(s, {x.category_path for x in self._listings.values()},
+                                                   exclude_job=tracker.job)
         group: list[Plan] = []
         group_seconds = 0.0
         try:
