@@ -47,3 +47,27 @@ def test_loop_storage_on_any_database(any_db, tmp_path):
         rep = health_report(s)
     assert [b.seq for b in rep.batches] == [1, 2]
     sw.recorder.flush()
+
+
+def test_fill_rates_category_filters_and_pending_products_on_any_database(any_db, tmp_path):
+    from shelfwise.cli.enrich import pending_products
+    from shelfwise.enrich.escalation import FillRates
+    from shelfwise.store import Listing
+    from tests.enrich.doubles import make_app
+
+    settings = Settings(home=tmp_path / "home", embedder=EmbedderConfig(backend="hashing"), llm_cache=False)
+    sw = make_app(settings)
+    sw.db = any_db
+    with sw.db.session() as s:
+        Catalog(s).ingest(list(enumerate([*LISTINGS, Listing(id="m1", title="Drip Maker", category_path="Coffee Makers"),
+                                          Listing(id="g1", title="Beans 100%_off", category_path="Grocery > Coffee")])))
+        assert {p.id for p in Catalog(s).products(category_prefix="coffee")} == {"c1", "c2", "c3", "c4"}
+        assert {p.id for p in Catalog(s).products(category_prefix="Grocery")} == {"g1"}
+        assert pending_products(s, "COFFEE", 10) == ["c1", "c2", "c3", "c4"]
+    EnrichmentLoop(sw).run_batch(["c1", "c2"], batch_id="b1")
+    with sw.db.session() as s:
+        rates = FillRates.from_store(s, ["Coffee"])
+        assert rates.products == {"Coffee": 2} and rates.filled[("Coffee", "Net content")] == 2
+        assert FillRates.from_store(s, ["Coffee"], exclude_job="enrich:b1").products == {}
+        assert pending_products(s, "Coffee", 10) == ["c3", "c4"]
+    sw.close()

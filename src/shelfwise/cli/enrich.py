@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from ..errors import InputError
 from ..observability import trace
+from ..store.catalog import in_category
+from ..store.models import JobItem
 from ._common import console, handle_errors, open_app, progress
 
 if TYPE_CHECKING:
@@ -17,21 +23,37 @@ if TYPE_CHECKING:
 
 __all__ = ["enrich_shard", "pending_products", "register"]
 
+class ReviewStatus(str, Enum):
+    open = "open"
+    resolved = "resolved"
+    all = "all"
+
+
 review_app = typer.Typer(no_args_is_help=True, help="The human review queue of the enrichment loop.")
 
 
 def pending_products(session, category: str | None, limit: int) -> list[str]:  # type: ignore[no-untyped-def]
-    """Products never enriched (no current value, no open batch), oldest id first."""
+    """Products to enrich, oldest id first: never enriched, or whose listing changed since the loop last
+    looked at it (a finished or failed mark, or a current value set by someone else). Products of an
+    unfinished batch are left to that batch."""
     from ..enrich.models import EnrichBatch
-    from ..store.models import ExtractedValue, Product
+    from ..store.catalog import under_category
+    from ..store.models import ExtractedValue, JobItem, Product
 
-    done = set(session.scalars(select(ExtractedValue.product_id).where(ExtractedValue.is_current.is_(True))))
-    for ids in session.scalars(select(EnrichBatch.product_ids)):
-        done.update(ids)
-    stmt = select(Product.id).where(Product.deleted.is_(False)).order_by(Product.id)
+    seen: dict[str, datetime] = dict(session.execute(
+        select(JobItem.item, func.max(JobItem.updated_at)).where(
+            JobItem.job.like("enrich:%"), JobItem.status.in_(("done", "failed"))).group_by(JobItem.item)).all())
+    for pid, at in session.execute(select(ExtractedValue.product_id, func.max(ExtractedValue.created_at))
+                                   .where(ExtractedValue.is_current.is_(True)).group_by(ExtractedValue.product_id)):
+        seen[pid] = max(seen.get(pid, at), at)
+    running: set[str] = set()
+    for ids in session.scalars(select(EnrichBatch.product_ids).where(EnrichBatch.status == "running")):
+        running.update(ids)
+    stmt = select(Product.id, Product.updated_at).where(Product.deleted.is_(False)).order_by(Product.id)
     if category:
-        stmt = stmt.where(Product.category_path.startswith(category))
-    return [pid for pid in session.scalars(stmt) if pid not in done][:limit]
+        stmt = stmt.where(under_category(Product.category_path, category))
+    return [pid for pid, updated in session.execute(stmt)
+            if pid not in running and (pid not in seen or updated > seen[pid])][:limit]
 
 
 def enrich_shard(sw, shard: tuple[list[str], str, LoopConfig]) -> BatchReport:  # type: ignore[no-untyped-def]
@@ -50,7 +72,8 @@ def enrich(
     schemas: Annotated[Path | None, typer.Option(help="attribute schemas (JSON) to load first",
                                                   exists=True, dir_okay=False)] = None,
     titles: Annotated[bool, typer.Option(help="also generate and check a search-friendly title")] = True,
-    workers: Annotated[int, typer.Option(min=1, help="batches run side by side (one per worker)")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help=(
+        "batches opened per round: run side by side on Ray (--executor ray), one after another locally"))] = 1,
     executor: Annotated[str, typer.Option(help="local (one process) | ray (a local or remote Ray cluster)")
                         ] = "local",
     ray_address: Annotated[str | None, typer.Option(help="join this Ray cluster ('auto', ray://host:10001)")
@@ -67,6 +90,9 @@ def enrich(
     bench_below: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
         "stop asking a generator in a category once people confirmed its disputed values at most this often "
         "there and another generator clearly more often (0: never; OA-Mine runs use 0.25)"))] = 0.0,
+    retry_failed: Annotated[bool, typer.Option(help=(
+        "first make the products earlier batches set aside (bad listing or schema) pending again; fix the "
+        "cause first (re-ingesting a changed listing queues it anyway)"))] = False,
     span_conventions: Annotated[bool, typer.Option(help=(
         "read two nested values (\"Two Rivers\" / \"Two Rivers Coffee\") as one where people confirmed one "
         "span clearly more often than the supervisor on that attribute"))] = False,
@@ -81,12 +107,20 @@ def enrich(
 
     sw = open_app()
     with trace(), handle_errors():
+        if executor not in ("local", "ray"):
+            raise InputError(f"unknown executor {executor!r}", fix="use --executor local or --executor ray")
         if schemas is not None:
             with sw.db.session() as s:
                 install_schemas(s, load_schema_file(schemas))
         trust = TrustConfig(call_cost=call_cost, bench_below=bench_below, span_conventions=span_conventions)
         config = LoopConfig(titles=titles, audit_rulings=audit_rulings, audit_settled=audit_settled, trust=trust)
         loop = EnrichmentLoop(sw, config)
+        if retry_failed:
+            with sw.db.session() as s:
+                failed_in = sorted(set(s.scalars(select(JobItem.job).where(JobItem.job.like("enrich:%"),
+                                                                           JobItem.status == "failed"))))
+            n = sum(loop.retry_failed(job.removeprefix("enrich:")) for job in failed_in)
+            console.print(f"{n} failed products queued again")
         table = Table("batch", "products", "disagreement rate", "screened", "span conventions", "settled by record",
                       "supervisor calls", "reviews", "learnings", "tokens", "model s", title="enrichment batches")
         reports = []
@@ -118,11 +152,17 @@ def enrich(
                           str(report.supervisor_calls), str(report.reviews),
                           str(report.learnings_written), str(report.tokens), f"{report.seconds:.1f}")
         console.print(table)
+        for report in reports:
+            for pid, error in report.failed.items():
+                console.print(f"[yellow]set aside[/] {escape(pid)} in batch {report.batch_id}: {escape(error)}")
+        if any(r.failed for r in reports):
+            console.print("fix the listing (`shelfwise ingest`) or schema, then run `shelfwise enrich --retry-failed`")
     sw.close()
 
 
 def report(
-    chart: Annotated[Path, typer.Option(help="where to write the PNG chart")] = Path(".shelfwise/enrich_health.png"),
+    chart: Annotated[Path | None, typer.Option(help="where to write the PNG chart [default: HOME/enrich_health.png]")
+                     ] = None,
     category: Annotated[str | None, typer.Option(help="only categories under this path")] = None,
 ) -> None:
     """Health of the loop: disagreement and supervisor rates over batches, per attribute, learnings' effect."""
@@ -143,17 +183,17 @@ def report(
     for a in rep.attributes:
         fl = f"{a.first_rate:.0%}→{a.last_rate:.0%}" if a.first_rate is not None and a.last_rate is not None else "-"
         ba = f"{a.before:.0%}→{a.after:.0%}" if a.before is not None and a.after is not None else "-"
-        at.add_row(a.category_path, a.attribute, str(a.decided), f"{a.disagreement_rate:.0%}", fl,
+        at.add_row(escape(a.category_path), escape(a.attribute), str(a.decided), f"{a.disagreement_rate:.0%}", fl,
                    str(a.learnings), ba, f"[yellow]{a.flag}[/]" if a.flag else "")
     console.print(at)
     if rep.batches:
-        console.print(f"chart: {write_chart(rep, chart)}")
+        console.print(f"chart: {write_chart(rep, chart or sw.settings.home / 'enrich_health.png')}")
     sw.close()
 
 
 @review_app.command("list")
 def review_list(
-    status: Annotated[str, typer.Option(help="open | resolved | all")] = "open",
+    status: Annotated[ReviewStatus, typer.Option(help="which items")] = ReviewStatus.open,
     limit: Annotated[int, typer.Option(min=1)] = 50,
 ) -> None:
     """Cases waiting for a person."""
@@ -161,12 +201,13 @@ def review_list(
 
     sw = open_app()
     with handle_errors(), sw.db.session() as s:
-        items = ReviewQueue(s).list(None if status == "all" else status, limit=limit)
+        items = ReviewQueue(s).list(None if status is ReviewStatus.all else status.value, limit=limit)
     table = Table("id", "product", "attribute", "proposed", "confidence", "candidates", "reason", "status")
     for it in items:
         cands = ", ".join(f"{c.get('worker')}={c.get('value')!r}" for c in it.candidates)
-        table.add_row(str(it.id), it.product_id, it.attribute, repr(it.proposed), f"{it.confidence:.2f}", cands,
-                      it.reason[:60], it.status if it.status == "open" else f"{it.status}: {it.resolution!r}")
+        table.add_row(*map(escape, (  # seller text: never read as markup
+            str(it.id), it.product_id, it.attribute, repr(it.proposed), f"{it.confidence:.2f}", cands, it.reason[:60],
+            it.status if it.status == "open" else f"{it.status}: {it.resolution!r}")))
     console.print(table)
     sw.close()
 
@@ -209,9 +250,9 @@ def review_trust(
     table = Table("category", "attribute", "source", "answers", "right", "estimated accuracy",
                   title="track record (from resolved review items)")
     for row in record.rows():
-        if category is None or row.category_path.startswith(category):
-            table.add_row(row.category_path or "(all)", row.attribute or "(all)", row.source, f"{row.answers:.0f}",
-                          f"{row.right:.0f}", f"{row.accuracy:.0%}")
+        if category is None or in_category(row.category_path, category):
+            table.add_row(*map(escape, (row.category_path or "(all)", row.attribute or "(all)", row.source,
+                                        f"{row.answers:.0f}", f"{row.right:.0f}", f"{row.accuracy:.0%}")))
     console.print(table if table.row_count else "no resolved review items yet: nothing learned about whom to trust")
     sw.close()
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..store.catalog import in_category
 from .models import EnrichBatch, EnrichBatchStat
 
 __all__ = ["RANGE", "AttributeHealth", "BatchHealth", "HealthReport", "health_report", "write_chart"]
@@ -63,13 +64,17 @@ def health_report(session: Session, *, category_prefix: str | None = None, low: 
                   high: float = RANGE[1], min_decided: int = 5) -> HealthReport:
     rows = list(session.scalars(select(EnrichBatchStat).order_by(EnrichBatchStat.seq, EnrichBatchStat.id)))
     if category_prefix:
-        rows = [r for r in rows if r.category_path.startswith(category_prefix)]
+        rows = [r for r in rows if in_category(r.category_path, category_prefix)]
     per_batch: dict[int, dict] = defaultdict(lambda: defaultdict(float))
     per_attr: dict[tuple[str, str], list[EnrichBatchStat]] = defaultdict(list)
+    costed: set[tuple[str, str]] = set()
     for r in rows:
         b = per_batch[r.seq]
         b["batch_id"] = r.batch_id  # type: ignore[assignment]
         if r.attribute == "*":
+            if (r.batch_id, r.category_path) in costed:  # older stores hold a second "*" row per category (the
+                continue  # worked examples' learnings, counted twice); the first one (lowest id) is the cost row
+            costed.add((r.batch_id, r.category_path))
             for k in ("products", "supervisor_calls", "tokens", "seconds", "learnings"):
                 b[k] += getattr(r, k)
         else:

@@ -10,16 +10,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..errors import InputError, LLMError, ShelfwiseError
+from ..errors import InputError, LLMError, NotFoundError, ShelfwiseError, StoreError
 from ..store.catalog import Catalog, Listing
 from ..store.jobs import JobTracker
 from ..store.models import CategorySchema, JobItem, Product, utcnow
 from .escalation import EscalationPolicy, FillRates
-from .models import EnrichBatch
+from .models import EnrichBatch, EnrichBatchStat
 from .product import KnowledgeCache, Plan, ProductResult, apply_plans, plan_product
 from .stats import BatchReport, aggregate, write_stats
 from .trust import EVALUATOR, SUPERVISOR, TrackRecord, TrustConfig
@@ -169,9 +169,20 @@ class EnrichmentLoop:
 
     # -- batches ------------------------------------------------------------------------------------
     def open_batch(self, product_ids: Sequence[str], batch_id: str | None = None) -> EnrichBatch:
+        """A new batch of these products (or the stored batch ``batch_id``). Unknown or deleted ids are refused
+        before anything is opened: a batch naming them could never finish."""
         with self.sw.db.session() as s:
             if batch_id is not None and (row := s.get(EnrichBatch, batch_id)) is not None:
                 return row
+            wanted = list(dict.fromkeys(product_ids))
+            known: set[str] = set()
+            for i in range(0, len(wanted), 500):
+                known.update(s.scalars(select(Product.id).where(Product.id.in_(wanted[i: i + 500]),
+                                                               Product.deleted.is_(False))))
+            if missing := [pid for pid in wanted if pid not in known]:
+                raise InputError(f"{len(missing)} of the batch's products are not in the catalog: "
+                                 f"{', '.join(map(repr, missing[:5]))}{' …' if len(missing) > 5 else ''}",
+                                 fix="ingest them first (`shelfwise ingest FILE`) or leave them out")
             seq = (s.scalar(select(func.max(EnrichBatch.seq))) or 0) + 1
             row = EnrichBatch(id=batch_id or f"b{seq:04d}-{uuid.uuid4().hex[:6]}", seq=seq,
                               product_ids=list(dict.fromkeys(product_ids)), status="running", summary={})
@@ -194,7 +205,8 @@ class EnrichmentLoop:
             self.track = TrackRecord.from_reviews(s, self.config.trust, models=self.source_models())
         self._schemas.clear()
         tracker = JobTracker(self.sw.db, f"enrich:{batch.id}")
-        pending = tracker.pending(batch.product_ids)
+        failed = tracker.failed_items()  # quarantined by an earlier run: not retried on resume (``retry``)
+        pending = [pid for pid in tracker.pending(batch.product_ids) if pid not in failed]
         self._finished = {}
         self.escalation = self._policy(tracker, len(pending) < len(batch.product_ids))
         self._listings = self._prefetch(pending)
@@ -205,8 +217,14 @@ class EnrichmentLoop:
         group_seconds = 0.0
         try:
             for pid in pending:
-                with self.sw.db.session() as s:  # phase 1: reads and model calls, no writes
-                    plan = self.plan(s, pid, batch.id)
+                try:
+                    with self.sw.db.session() as s:  # phase 1: reads and model calls, no writes
+                        plan = self.plan(s, pid, batch.id)
+                except (InputError, StoreError, ValidationError) as exc:
+                    # Bad data in one product (a listing or schema the loop cannot use) must not stop the
+                    # batch, nor every later run that resumes it: the product is set aside with its error.
+                    failed[pid] = self._quarantine(tracker, pid, exc)
+                    continue
                 self.learn(plan)
                 group.append(plan)
                 group_seconds += plan.result.seconds
@@ -222,7 +240,7 @@ class EnrichmentLoop:
             if len(pending) < len(batch.product_ids) else []
         results = [*self._finished.values(), *(ProductResult.model_validate(r) for r in earlier)]
         self._finished = {}
-        report = aggregate(batch.id, batch.seq, results)
+        report = aggregate(batch.id, batch.seq, results).model_copy(update={"failed": failed})
         with self.sw.db.session() as s:
             row = s.get(EnrichBatch, batch.id)
             if row.status != "done":  # stats are written once, in the same transaction as the status
@@ -230,6 +248,26 @@ class EnrichmentLoop:
                 row.status, row.summary, row.finished_at = "done", report.model_dump(mode="json",
                                                                                    exclude={"per_attribute"}), utcnow()
         return report
+
+    def _quarantine(self, tracker: JobTracker, product_id: str, exc: Exception) -> str:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        log.warning("product %s set aside (failed, not retried on resume): %s", product_id, error)
+        with self.sw.db.session() as s:
+            tracker.mark(s, product_id, "failed", error=error)
+        return error
+
+    def retry_failed(self, batch_id: str, product_ids: Sequence[str] | None = None) -> int:
+        """Make a batch's failed products pending again (after fixing their listing or schema) and reopen the
+        batch, so the next ``run_batch(batch_id=...)`` or ``shelfwise enrich`` runs them. Returns how many."""
+        with self.sw.db.session() as s:
+            row = s.get(EnrichBatch, batch_id)
+            if row is None:
+                raise NotFoundError("enrich batch", batch_id, fix="list batches with `shelfwise report`")
+            n = JobTracker(self.sw.db, f"enrich:{batch_id}").retry(s, product_ids)
+            if n:
+                row.status = "running"
+                s.execute(delete(EnrichBatchStat).where(EnrichBatchStat.batch_id == batch_id))
+        return n
 
     def _commit(self, tracker: JobTracker, group: list[Plan],
                 on_product: Callable[[ProductResult], None] | None) -> None:
@@ -265,7 +303,8 @@ class EnrichmentLoop:
         out: dict[str, Listing] = {}
         with self.sw.db.session() as s:
             for i in range(0, len(product_ids), 500):
-                for p in s.scalars(select(Product).where(Product.id.in_(list(product_ids[i: i + 500])))):
+                for p in s.scalars(select(Product).where(Product.id.in_(list(product_ids[i: i + 500])),
+                                                    Product.deleted.is_(False))):
                     out[p.id] = listing_of(p)
         return out
 

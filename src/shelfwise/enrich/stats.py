@@ -42,6 +42,8 @@ class BatchReport(BaseModel):
     seconds: float
     learnings_written: int
     per_attribute: list[AttributeStats] = Field(default_factory=list)
+    # products set aside with their error (bad listing or schema); not counted above, not retried on resume
+    failed: dict[str, str] = Field(default_factory=dict)
 
     @property
     def disagreement_rate(self) -> float:
@@ -62,6 +64,8 @@ def aggregate(batch_id: str, seq: int, results: list[ProductResult]) -> BatchRep
             st.disagreements += attr in r.disagreements
             st.reviews += status == "review" or attr in r.audited
         for _lid, attr, action in r.learnings:
+            if attr == "*":  # a worked example is about the whole listing: counted in the category's row only
+                continue
             st = per.setdefault((r.category_path, attr), AttributeStats(category_path=r.category_path, attribute=attr))
             st.learnings += action == "created"
     return BatchReport(

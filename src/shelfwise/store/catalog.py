@@ -13,16 +13,41 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import InputError, NotFoundError, RowError
 from .events import EventLog, ListingIngested, ListingUpdated
 from .models import CategorySchema, Product
 
-__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "read_listings", "validate_row"]
+__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "in_category", "read_listings",
+           "under_category", "validate_row"]
 
 MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
+MAX_PATH_CHARS = 512  # the column's width (PostgreSQL enforces it)
+PATH_SEP = " > "
+
+
+def tidy_path(path: str) -> str:
+    """'Grocery>Coffee ' and 'Grocery >> Coffee' -> 'Grocery > Coffee': one spelling per path, so the knowledge
+    base, the schemas and category filters all see the same string. Empty segments are dropped."""
+    return PATH_SEP.join(p.strip() for p in path.split(">") if p.strip())
+
+
+def in_category(path: str | None, prefix: str | None) -> bool:
+    """Whether ``path`` is the category ``prefix`` or below it, by whole segments and ignoring case:
+    'Coffee' holds 'Coffee > Pods' but not 'Coffee Makers'."""
+    if not prefix or not tidy_path(prefix):
+        return True
+    p, q = tidy_path(path or "").lower(), tidy_path(prefix).lower()
+    return p == q or p.startswith(q + PATH_SEP.lower())
+
+
+def under_category(column: Any, prefix: str) -> Any:
+    """``in_category`` as a SQL condition on a category-path column."""
+    q = tidy_path(prefix).lower()
+    low = func.lower(column)
+    return or_(low == q, low.startswith(q + PATH_SEP, autoescape=True))
 
 
 class Listing(BaseModel):
@@ -35,8 +60,8 @@ class Listing(BaseModel):
     description: str = ""
     bullets: list[str] = Field(default_factory=list)
     category_path: str = ""
-    brand: str | None = None
-    seller_id: str | None = None
+    brand: str | None = Field(None, max_length=256)
+    seller_id: str | None = Field(None, max_length=128)
     image_urls: list[str] = Field(default_factory=list)
 
     @field_validator("id", mode="before")
@@ -59,10 +84,19 @@ class Listing(BaseModel):
             return [p.strip() for p in v.split("|") if p.strip()]
         return v
 
-    @field_validator("title", "description", "category_path")
+    @field_validator("title", "description")
     @classmethod
     def _cap(cls, v: str) -> str:
         return v[:MAX_FIELD_CHARS]
+
+    @field_validator("category_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        v = tidy_path(v)
+        if len(v) > MAX_PATH_CHARS:
+            raise ValueError(f"category path is {len(v)} characters; at most {MAX_PATH_CHARS} "
+                             "(write it as 'Parent > Child', one segment per level)")
+        return v
 
     @property
     def extra_fields(self) -> dict[str, Any]:
@@ -195,7 +229,7 @@ class Catalog:
     def products(self, *, category_prefix: str | None = None, limit: int | None = None) -> list[Product]:
         stmt = select(Product).where(Product.deleted.is_(False)).order_by(Product.id)
         if category_prefix:
-            stmt = stmt.where(Product.category_path.startswith(category_prefix))
+            stmt = stmt.where(under_category(Product.category_path, category_prefix))
         if limit:
             stmt = stmt.limit(limit)
         return list(self.session.scalars(stmt))

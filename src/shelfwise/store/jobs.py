@@ -23,8 +23,25 @@ class JobTracker:
             return set(s.scalars(select(JobItem.item).where(JobItem.job == self.job, JobItem.status == "done")))
 
     def pending(self, items: Iterable[str]) -> list[str]:
+        """Items not done (failed ones included: a caller that quarantines items leaves them out itself)."""
         done = self.done_items()
         return [i for i in items if i not in done]
+
+    def failed_items(self) -> dict[str, str]:
+        """Item -> the error it failed with."""
+        with self.db.session() as s:
+            return {item: error or "" for item, error in s.execute(
+                select(JobItem.item, JobItem.error).where(JobItem.job == self.job, JobItem.status == "failed"))}
+
+    def retry(self, session, items: Iterable[str] | None = None) -> int:  # type: ignore[no-untyped-def]
+        """Make failed items pending again (all of them, or these); returns how many."""
+        stmt = select(JobItem).where(JobItem.job == self.job, JobItem.status == "failed")
+        if items is not None:
+            stmt = stmt.where(JobItem.item.in_(list(items)))
+        rows = list(session.scalars(stmt))
+        for row in rows:
+            row.status = "pending"
+        return len(rows)
 
     def mark(self, session, item: str, status: str, *, result: dict[str, Any] | None = None,  # type: ignore[no-untyped-def]
              error: str | None = None) -> None:
