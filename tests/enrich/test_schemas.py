@@ -42,3 +42,10 @@ def test_extraction_model_bounds_every_string_and_requires_every_key():
     assert set(schema["required"]) == {"Brand", "Net content"}
     with pytest.raises(ValidationError):
         model.model_validate({"Brand": "x" * 11, "Net content": None})
+
+
+def test_a_schema_file_that_is_not_utf8_is_an_input_error_with_a_fix(tmp_path):
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('[{"category_path": "Caf\u00e9", "attributes": [{"name": "x"}]}]'.encode("latin-1"))
+    with pytest.raises(InputError, match="not UTF-8.*fix: save the schema file as UTF-8"):
+        load_schema_file(latin)

@@ -106,4 +106,4 @@ def test_a_supervisor_that_writes_no_learnings_is_not_asked_for_them():
     assert "learning" in asked_for.messages[0].content and "learning" not in not_asked.messages[0].content
     assert learning.rulings["Brand"].learning == "In Coffee, K-Cup is the item form"
     assert ruled.rulings["Brand"].value == "Brewhaus" and ruled.rulings["Brand"].learning is None
-    assert frozen.prompt_version == "sup-v2r" != Supervisor(LLM("supervisor", backend)).prompt_version
+    assert frozen.prompt_version == "sup-v3r" != Supervisor(LLM("supervisor", backend)).prompt_version

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,7 +31,9 @@ err_console = Console(stderr=True)
 
 
 def fail(exc: ShelfwiseError | str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    # Messages quote user and seller text ("no product with id '[bold]x'") and fixes name extras
+    # ("pip install 'shelfwise[ray]'"): printed as markup, Rich would eat the brackets.
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code)
 
 

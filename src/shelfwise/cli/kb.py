@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -31,7 +32,7 @@ def _kb(space: str = "production", *, use_llm: bool = False) -> Iterator:  # typ
             try:
                 embedder = sw.embedder
             except ShelfwiseError as exc:  # placement still works on word overlap
-                err_console.print(f"[yellow]no embedder ({exc}); duplicate checks use word overlap[/]")
+                err_console.print(f"[yellow]no embedder ({escape(str(exc))}); duplicate checks use word overlap[/]")
             if use_llm:
                 llm = sw.llm("memory.manager")
             with sw.db.session() as s:
@@ -45,8 +46,10 @@ def _table(views, title: str = "learnings") -> Table:  # type: ignore[no-untyped
                   title=title)
     for v in views:
         status = {"active": "[green]active[/]", "proposed": "[yellow]proposed[/]"}.get(v.status, "[dim]retired[/]")
+        # Learnings quote listings and experts' text: cells are shown as written, not as Rich markup.
         table.add_row(str(v.id), str(v.version), status + (" [red]![/]" if v.critical else ""),
-                      v.category_path or "(all)", v.attribute or "*", v.text, str(v.times_injected),
+                      escape(v.category_path or "(all)"), escape(v.attribute or "*"), escape(v.text),
+                      str(v.times_injected),
                       str(v.disagreements_after))
     return table
 
@@ -77,11 +80,11 @@ def kb_show(learning_id: int, space: Space = "production") -> None:
         v = kb.get(learning_id)
         console.print(_table([v], title=f"learning #{v.id} ({v.origin}, support {v.support})"))
         for ex in v.examples:
-            console.print(f"  example: {ex}")
+            console.print(f"  example: {ex}", markup=False)
         for surface, canon in v.normalize.items():
-            console.print(f"  normalise: {surface!r} -> {canon!r}")
+            console.print(f"  normalise: {surface!r} -> {canon!r}", markup=False)
         for e in v.evidence:
-            console.print(f"  evidence: {e.kind} product={e.product_id} event={e.event_id} {e.note}")
+            console.print(f"  evidence: {e.kind} product={e.product_id} event={e.event_id} {e.note}", markup=False)
         console.print(f"  outcomes after injection: {v.agreements_after} agreed, {v.disagreements_after} disagreed")
 
 
@@ -94,10 +97,14 @@ def kb_add(text: Annotated[str, typer.Option(help="the learning, a concrete inst
            critical: bool = False, status: str = "active", actor: Actor = "expert", space: Space = "production",
            llm: Annotated[bool, typer.Option("--llm/--no-llm", help="let the memory manager LLM decide")] = True,
            ) -> None:
-    """Add a learning by hand (placed by the memory manager: merge, replace or new branch)."""
+    """Add a learning by hand (placed by the memory manager: merge, replace or new branch). The attribute is
+    checked against the category's schema and stored in the schema's spelling ("brand" -> "Brand")."""
     from ..enrich.kb import Evidence, LearningDraft
+    from ..enrich.schemas import schema_attribute
 
     with _kb(space, use_llm=llm) as kb:
+        if attribute is not None:  # workers match learnings to their attributes by exact name
+            attribute = schema_attribute(kb.session, category, attribute)
         try:
             draft = LearningDraft(category_path=category, attribute=attribute, text=text, examples=example,
                                   normalize=_pairs(normalize), critical=critical,
@@ -105,7 +112,7 @@ def kb_add(text: Annotated[str, typer.Option(help="the learning, a concrete inst
         except ValueError as exc:
             raise InputError(f"invalid learning: {exc}", fix="check --text (3-600 chars) and the options") from None
         p = kb.add(draft, status=status, actor=actor)
-        console.print(f"learning #{p.learning_id}: [bold]{p.action}[/] ({p.decided_by}) {p.reason}")
+        console.print(f"learning #{p.learning_id}: [bold]{p.action}[/] ({p.decided_by}) {escape(p.reason)}")
 
 
 @kb_app.command("edit")
@@ -154,8 +161,8 @@ def kb_history(learning_id: int, space: Space = "production") -> None:
         table = Table("v", "when", "action", "by", "status", "text", "why", "evidence", title=f"#{learning_id}")
         for h in kb.history(learning_id):
             table.add_row(str(h.version), f"{h.created_at:%Y-%m-%d %H:%M}" if h.created_at else "", h.action,
-                          h.actor, h.status, h.text, h.reason,
-                          ", ".join(f"{e.kind}:{e.product_id or e.event_id or ''}" for e in h.evidence[:4]))
+                          escape(h.actor), h.status, escape(h.text), escape(h.reason),
+                          escape(", ".join(f"{e.kind}:{e.product_id or e.event_id or ''}" for e in h.evidence[:4])))
         console.print(table)
 
 
@@ -168,9 +175,9 @@ def kb_tree(space: Space = "production", retired: bool = False) -> None:
         def add(branch: Tree, node) -> None:  # type: ignore[no-untyped-def]
             for v in node.learnings:
                 colour = {"active": "green", "proposed": "yellow"}.get(v.status, "dim")
-                branch.add(f"[{colour}]#{v.id}[/] [bold]{v.attribute or '*'}[/]: {v.text}")
+                branch.add(f"[{colour}]#{v.id}[/] [bold]{escape(v.attribute or '*')}[/]: {escape(v.text)}")
             for child in node.children:
-                add(branch.add(f"[bold cyan]{child.name}[/] ({child.count()})"), child)
+                add(branch.add(f"[bold cyan]{escape(child.name)}[/] ({child.count()})"), child)
 
         tree = Tree(f"[bold]{space}[/] ({root.count()} learnings)")
         add(tree, root)
@@ -197,7 +204,7 @@ def kb_synthesize(category: Annotated[str | None, typer.Option()] = None, space:
     with _kb(space, use_llm=llm) as kb:
         placements = kb.synthesize(category)
     for p in placements:
-        console.print(f"#{p.learning_id} {p.action} at '{p.path or '(all)'}': {p.reason}")
+        console.print(f"#{p.learning_id} {p.action} at '{p.path or '(all)'}': {p.reason}", markup=False)
     if not placements:
         console.print("no pattern is frequent enough to synthesise")
 
@@ -207,7 +214,8 @@ def kb_why(product: str, attribute: str, space: Space = "production") -> None:
     """Why does PRODUCT have this ATTRIBUTE value? Shows the model, prompt version and the learnings used."""
     with _kb(space) as kb:
         row = kb.current_value(product, attribute)
-        console.print(f"[bold]{product}[/] {attribute} = [bold]{row.value!r}[/] ({row.status}, confidence "
+        console.print(f"[bold]{escape(product)}[/] {escape(attribute)} = [bold]{escape(repr(row.value))}[/] "
+                      f"({row.status}, confidence "
                       f"{row.confidence if row.confidence is not None else '-'}) by model [bold]{row.model}[/], "
                       f"prompt {row.prompt_version or '-'}, batch {row.batch_id or '-'}, stored {row.created_at:%Y-%m-%d %H:%M}")
         views = []
@@ -215,14 +223,14 @@ def kb_why(product: str, attribute: str, space: Space = "production") -> None:
             try:
                 views.append(kb.get(int(lid)))
             except NotFoundError:
-                err_console.print(f"[yellow]learning #{lid} is not in space {space!r}[/]")
+                err_console.print(f"[yellow]learning #{lid} is not in space {escape(repr(space))}[/]")
         if views:
             console.print(_table(views, title="learnings in the prompt (current versions)"))
             for v in views:  # the wording the worker actually saw may have changed since
                 then = [h for h in kb.history(v.id) if h.created_at and h.created_at <= row.created_at]
                 if then and then[-1].version != v.version:
                     console.print(f"  #{v.id} was version {then[-1].version} when the value was stored: "
-                                  f"{then[-1].text!r} ({then[-1].status})")
+                                  f"{then[-1].text!r} ({then[-1].status})", markup=False)
         else:
             console.print("no learnings were in the prompt")
 
@@ -271,7 +279,7 @@ def fb_listing_update(product: str, field: Annotated[list[str], typer.Option(hel
 
 
 @feedback_app.command("analyze")
-def fb_analyze(min_sources: Annotated[int, typer.Option(help="independent sources per pattern")] = 3,
+def fb_analyze(min_sources: Annotated[int, typer.Option(min=1, help="independent sources per pattern")] = 3,
                space: Space = "production") -> None:
     """Group feedback, ask the supervisor about patterns, write PROPOSED learnings (approve with `kb approve`)."""
     from ..enrich.feedback import FeedbackConfig, FeedbackJob
@@ -288,7 +296,7 @@ def fb_analyze(min_sources: Annotated[int, typer.Option(help="independent source
     console.print(f"{report.groups} groups, {report.below_threshold} below {min_sources} sources, "
                   f"{report.investigated} investigated, {report.skipped_done} already done")
     for p in report.placements:
-        console.print(f"proposed learning #{p.learning_id} ({p.action}): {p.reason}")
+        console.print(f"proposed learning #{p.learning_id} ({p.action}): {p.reason}", markup=False)
 
 
 def _record(fn, what: str) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,10 @@
 - a *worked example* per settled product (category-wide, fixed text, so they merge into one learning that
   keeps the newest 8): the listing and every value, which small generators read as few-shot examples;
 - a *rejection* learning per (category, attribute) for the number-and-unit values a person's review answer
-  rules out (fixed text, ``reject:`` examples), which the screen applies before the vote (screening.py)."""
+  rules out (fixed text, ``reject:`` examples), which the screen applies before the vote (screening.py).
+
+Titles, values and category names are seller text that other products' prompts will show: they are stored
+on one line and cut (``one_line``), and the workers render them only inside quoted data blocks."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .compiled import PATTERN_PREFIX, value_pattern
+from .kb.scope import one_line
 from .kb.types import Evidence, LearningDraft, LearningView
 from .screening import REJECT_PREFIX
 
@@ -25,10 +29,11 @@ __all__ = ["WORKED_PREFIX", "format_worked", "gazetteer_text", "is_worked", "par
 _WORDS = re.compile(r"[a-z0-9]+")
 
 WORKED_PREFIX = "worked:"
+WORKED_TITLE_CHARS = 120
 
 
 def _scope(category_path: str) -> str:
-    return category_path.split(">")[-1].strip() or "all categories"
+    return one_line(category_path.split(">")[-1], 60) or "all categories"
 
 
 def gazetteer_text(category_path: str, attribute: str) -> str:
@@ -47,9 +52,9 @@ def value_drafts(category_path: str, attribute: str, value: str, title: str, *, 
     at = title.lower().find(value.lower()) if value.strip() else -1
     if at < 0:
         return []
-    surface = title[at: at + len(value)]
+    surface = one_line(title[at: at + len(value)])
     ev = [evidence] if evidence else []
-    example = f"{title[:70]} -> {attribute}: {surface}"
+    example = f"{one_line(title, 70)} -> {attribute}: {surface}"
     drafts = [LearningDraft(category_path=category_path, attribute=attribute,
                             text=gazetteer_text(category_path, attribute), examples=[example],
                             normalize={surface: surface}, evidence=ev)]
@@ -59,7 +64,7 @@ def value_drafts(category_path: str, attribute: str, value: str, title: str, *, 
                                     text=pattern_text(category_path, attribute),
                                     examples=[f"{PATTERN_PREFIX} {pattern}"], evidence=ev))
     if text and len(text.strip()) >= 12:
-        drafts.append(LearningDraft(category_path=category_path, attribute=attribute, text=text.strip()[:600],
+        drafts.append(LearningDraft(category_path=category_path, attribute=attribute, text=one_line(text, 600),
                                     examples=[example], evidence=ev))
     return drafts
 
@@ -97,8 +102,8 @@ def worked_text(category_path: str) -> str:
 
 
 def format_worked(title: str, values: dict[str, str]) -> str:
-    pairs = "; ".join(f"{a}: {v}" for a, v in values.items())
-    return f"{WORKED_PREFIX} {title[:120]} => {pairs}"
+    pairs = "; ".join(f"{a}: {one_line(v)}" for a, v in values.items())
+    return f"{WORKED_PREFIX} {one_line(title, WORKED_TITLE_CHARS)} => {pairs}"
 
 
 def is_worked(learning: LearningView) -> bool:

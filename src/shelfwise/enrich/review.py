@@ -19,7 +19,10 @@ from .agreement import AttributeDecision
 from .kb.types import Evidence
 from .models import ReviewItem
 
-__all__ = ["ReviewQueue", "ReviewView", "open_review"]
+__all__ = ["MAX_ACTOR_CHARS", "ReviewQueue", "ReviewView", "open_review"]
+
+# The actor is stored as ``human:<actor>`` in a 128-character model column and in evidence notes.
+MAX_ACTOR_CHARS = 100
 
 
 class ReviewView(BaseModel):
@@ -82,7 +85,8 @@ class ReviewQueue:
         if item.status != "open":
             raise InputError(f"review item {item_id} is already resolved (value {item.resolution!r})",
                              fix="list open items with `shelfwise review list`")
-        value = value.strip() if value else None
+        actor = _actor(actor)
+        value = (value or "").strip() or None  # a blank answer means "the listing does not state it": NULL
         store_value(self.session, item.product_id, item.attribute, value, status="human", model=f"human:{actor}",
                     prompt_version="review", learning_ids=[], batch_id=item.batch_id, confidence=1.0)
         product = self.session.get(Product, item.product_id)
@@ -96,3 +100,12 @@ class ReviewQueue:
         item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", value, actor, utcnow()
         self.session.flush()
         return ReviewView.model_validate(item)
+
+
+def _actor(actor: str) -> str:
+    """A reviewer's name as stored; refused rather than cut, so two long names cannot become one."""
+    name = " ".join(actor.split())
+    if not name or len(name) > MAX_ACTOR_CHARS:
+        raise InputError(f"reviewer name of {len(name)} characters" if name else "empty reviewer name",
+                         fix=f"pass --actor with a short name (1-{MAX_ACTOR_CHARS} characters), e.g. --actor ana")
+    return name

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InputError
 from ..store.catalog import AttributeSchema, Catalog
+from .kb.scope import ancestors, fold, is_ancestor, path_key
 
 __all__ = [
     "ALIASES",
@@ -28,6 +29,7 @@ __all__ = [
     "field_key",
     "install_schemas",
     "load_schema_file",
+    "schema_attribute",
 ]
 
 MAX_VALUE_CHARS = 80
@@ -40,6 +42,9 @@ def load_schema_file(path: Path | str) -> list[AttributeSchema]:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # a ValueError, not an OSError: a binary or Latin-1 file
+        raise InputError(f"cannot read schemas from {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         fix="save the schema file as UTF-8 JSON") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read schemas from {path}: {exc}",
                          fix="pass a JSON file holding a list of {category_path, attributes:[{name, ...}]}") from exc
@@ -79,6 +84,31 @@ def install_schemas(session: Session, schemas: list[AttributeSchema] | tuple[Att
     for schema in schemas:
         catalog.put_schema(schema)
     return len(schemas)
+
+
+def schema_attribute(session: Session, category_path: str, attribute: str) -> str:
+    """The schema's own spelling of ``attribute`` for learnings scoped to ``category_path``.
+
+    Learnings are matched to workers' attributes by exact name, so a learning for "brand" where the schema
+    says "Brand" would never be used. A learning at a category applies there and below, so the names are
+    those of the schema the category uses (its nearest ancestor's) and of every schema under it; stored
+    schemas win over the built-in ones the loop installs. Case and spacing do not matter; an attribute no
+    schema there has is refused."""
+    schemas = {path_key(x.category_path): x for x in builtin_schemas()}
+    schemas.update({path_key(x.category_path): x for x in Catalog(session).schemas()})
+    key = path_key(category_path)
+    nearest = next((schemas[k] for k in reversed(ancestors(category_path)) if k in schemas), None)
+    names: list[str] = [a.name for a in nearest.attributes] if nearest else []
+    for k, schema in sorted(schemas.items()):
+        if k != key and is_ancestor(key, k):
+            names += [a.name for a in schema.attributes if a.name not in names]
+    for name in names:
+        if fold(name) == fold(attribute):
+            return name
+    where = f"category {category_path!r}" if key else "any category"
+    raise InputError(f"no attribute schema of {where} has an attribute {attribute!r}",
+                     fix=f"use one of: {', '.join(names[:40])}{' …' if len(names) > 40 else ''}" if names else
+                     "load the category's schema first (`shelfwise enrich --schemas FILE`)")
 
 
 def field_key(i: int, name: str) -> str:

@@ -44,7 +44,7 @@ def test_kb_commands_round_trip(home):
     assert "rolled_back" in hist and "shorter" in hist
     assert "Coffee" in run("kb", "tree")
     run("kb", "add", "--no-llm", "--space", "staging", "--text", "Roast is light, medium or dark.",
-        "--category", "Grocery > Coffee", "--attribute", "roast")
+        "--category", "Grocery > Coffee", "--attribute", "Roast type")
     assert "1 created" in run("kb", "promote", "--from", "staging", "--to", "production")
     assert "Roast is light" in run("kb", "list")
     with Shelfwise.open() as sw, sw.db.session() as s:
@@ -70,3 +70,29 @@ def test_feedback_commands(home):
     assert "recorded" in run("feedback", "review", "cof-1", "--rating", "2", "--text", "weak")
     assert "recorded" in run("feedback", "listing-update", "cof-1", "--field", "title")
     assert "no product with id 'nope'" in run("feedback", "return", "nope", "--reason", "x", code=1)
+
+
+def test_kb_add_uses_the_schemas_spelling_of_the_attribute_and_refuses_unknown_ones(home):
+    run("kb", "add", "--no-llm", "--category", "coffee", "--attribute", "brand", "--text",
+        "Brewhaus is a brand.", "--normalize", "brew haus=Brewhaus")
+    with Shelfwise.open() as sw, sw.db.session() as s:
+        from shelfwise.enrich.kb import KnowledgeBase
+
+        assert KnowledgeBase(s).normalizers("Coffee", "Brand").get("brew haus") == "Brewhaus", \
+            "stored as the schema's 'Brand', so the loop (which asks for 'Brand') uses it"
+    out = run("kb", "add", "--no-llm", "--category", "Coffee", "--attribute", "Heel height", "--text",
+              "Heels are measured in inches.", code=1)
+    assert "has an attribute 'Heel height'" in out and "fix: use one of: Brand, " in out
+    # A learning at a parent applies below it: the attributes of the schemas under it count.
+    run("kb", "add", "--no-llm", "--category", "Grocery", "--attribute", "roast type", "--text",
+        "Roast is light, medium or dark.")
+    assert "Roast type" in run("kb", "list", "--category", "Grocery")
+
+
+def test_error_text_is_printed_as_written_not_as_markup(home):
+    assert "no extracted value with id '[bold]x/Brand'" in run("kb", "why", "[bold]x", "Brand", code=1)
+
+
+def test_feedback_analyze_refuses_zero_sources_without_a_traceback(home):
+    out = run("feedback", "analyze", "--min-sources", "0", code=2)
+    assert "Traceback" not in out and "min-sources" in out

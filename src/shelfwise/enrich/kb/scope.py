@@ -19,19 +19,29 @@ __all__ = [
     "fold",
     "is_ancestor",
     "normalize_conflicts",
+    "one_line",
     "path_key",
     "token_jaccard",
 ]
 
 SEP = " > "
 _WORD = re.compile(r"[a-z0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str, max_chars: int | None = None) -> str:
+    """Seller text as one line: control characters and newlines become spaces, runs of space one space, cut
+    to ``max_chars``. Text from listings (titles, values, category paths) ends up in learnings that other
+    products' prompts show; on one line it cannot start a line of its own there and pose as an instruction."""
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if max_chars is None or len(text) <= max_chars else text[:max_chars].rstrip()
 
 
 def canonical_path(path: str | None) -> str:
     """'Grocery>Coffee ' -> 'Grocery > Coffee'; '' is the root. Empty segments are a user error."""
     if not path or not path.strip():
         return ""
-    parts = [p.strip() for p in path.split(">")]
+    parts = [one_line(p) for p in path.split(">")]
     if any(not p for p in parts):
         raise InputError(f"category path {path!r} has an empty segment", fix="write it as 'Parent > Child'")
     return SEP.join(parts)
