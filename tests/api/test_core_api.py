@@ -49,7 +49,7 @@ def test_errors_map_to_status_codes_with_the_fix(client):
 
 
 def test_events_append_idempotently_and_read_in_order_with_trace(client):
-    ev = {"type": "click", "product_id": "a1", "query": "tent", "decision_id": "d1", "position": 0}
+    ev = {"type": "click", "product_id": "a1", "query": "tent", "position": 0}
     first = client.post("/events?idempotency_key=k1", headers={**W, "x-trace-id": "t-123"}, json=ev)
     again = client.post("/events?idempotency_key=k1", headers=W, json=ev)
     assert first.json()["id"] == again.json()["id"] and first.headers["x-trace-id"] == "t-123"
@@ -66,3 +66,37 @@ def test_health_metrics_and_openapi(client):
             in metrics)
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/products", "/events", "/llm/usage"} <= set(paths)
+
+
+@pytest.mark.parametrize(("event", "key"), [
+    ({"type": "search_impression", "query": "tent", "decision_id": "d1", "product_ids": ["a1"]}, None),
+    ({"type": "purchase", "product_id": "a1", "query": "tent", "decision_id": "d1"}, None),
+    ({"type": "purchase", "product_id": "a1", "query": "tent"}, "search_impression:forged"),
+    ({"type": "click", "product_id": "a1", "query": "tent"}, "search_feedback:x"),
+])
+def test_events_owned_by_search_are_refused_with_where_to_send_them(client, event, key):
+    res = client.post("/events", headers=W, json=event, params={"idempotency_key": key} if key else {})
+    assert res.status_code == 422, res.text
+    assert "search" in res.json()["fix"] or "key" in res.json()["fix"]
+    assert client.get("/events", headers=R).json() == []
+
+
+def test_a_purchase_outside_search_is_still_accepted(client):
+    res = client.post("/events", headers=W, params={"idempotency_key": "order-7"},
+                      json={"type": "purchase", "product_id": "a1", "query": "tent", "session_id": "s1"})
+    assert res.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/products", "/events"])
+@pytest.mark.parametrize("limit", [0, -1, 10_001])
+def test_list_limits_are_bounded(client, path, limit):
+    assert client.get(path, headers=R, params={"limit": limit}).status_code == 422
+
+
+def test_the_events_router_reserves_the_keys_search_writes():
+    from shelfwise.api.routers.events import RESERVED_KEY_PREFIXES
+    from shelfwise.search.feedback import RESERVED_KEY_PREFIXES as SEARCH_OWNED
+    from shelfwise.search.feedback import feedback_key, impression_key
+
+    assert RESERVED_KEY_PREFIXES == SEARCH_OWNED
+    assert impression_key("d").startswith(SEARCH_OWNED) and feedback_key("click", "p", "d").startswith(SEARCH_OWNED)

@@ -130,6 +130,28 @@ def test_search_explains_logs_takes_feedback_and_sees_updates(client, sw):
     assert found["hits"][0]["product_id"] == "stove-1"
 
 
+def test_search_refuses_bad_input_with_4xx_not_500(client):
+    assert client.post("/search/index", headers=W).status_code == 200
+    res = client.get("/search?q=coffee beans&k=3", headers=R).json()
+    pid, decision = res["hits"][0]["product_id"], res["decision_id"]
+    assert client.post("/search/index/does-not-exist", headers=W).status_code == 404
+    for window in ("inf", "1e300", "nan", "-1"):
+        assert client.post("/search/learn", headers=E, params={"window_minutes": window}).status_code == 422
+    for raw in (b'{"kind":"click","product_id":"\\ud800","decision_id":"x"}',
+                b'{"kind":"click","product_id":"' + pid.encode() + b'","decision_id":"\\ud800"}'):
+        bad = client.post("/search/feedback", headers={**W, "content-type": "application/json"}, content=raw)
+        assert bad.status_code == 422, bad.text
+    fb = {"kind": "purchase", "product_id": pid, "decision_id": decision}
+    assert client.post("/search/feedback", headers=W, json={**fb, "quantity": 10**30}).status_code == 422
+    assert client.get("/search", headers=R, params={"q": "coffee", "segment": "x" * 5000}).status_code == 422
+    first = client.post("/search/feedback", headers=W, json=fb).json()
+    assert client.post("/search/feedback", headers=W, json=fb).json() == first  # a replay adds nothing
+    cart = client.post("/search/feedback", headers=W, json={**fb, "kind": "add-to-cart"})
+    assert cart.status_code == 200
+    nul = client.get("/search", headers=R, params={"q": "\x00coffee"})
+    assert nul.status_code == 200 and nul.json()["query"] == "coffee"
+
+
 def test_graph_answers_intents_navigation_and_recommendations(client, sw):
     def kept(i, pair_key, pids, tail, query=None):
         return CandView(id=i, pair_key=pair_key, kind="search_buy" if query else "co_buy", query=query,

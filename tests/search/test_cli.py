@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from shelfwise.cli.main import app
@@ -67,9 +68,51 @@ def test_search_json_and_learn_commands(tmp_path, monkeypatch):
     assert out.exit_code == 1 and "not JSON" in out.output
     out = runner.invoke(app, ["search-learn", "--window-minutes", "0"])
     assert out.exit_code == 0 and "bandit_updates" in out.output
-    (tmp_path / "home" / "index" / "rows.pkl").write_bytes(b"broken")
+    index_dir = tmp_path / "home" / "index"
+    (index_dir / json.loads((index_dir / "manifest.json").read_text())["files"]["rows"]).write_bytes(b"broken")
     out = runner.invoke(app, ["index"])
     assert out.exit_code == 1 and "corrupt" in out.output and "--rebuild" in out.output
     out = runner.invoke(app, ["index", "--rebuild"])
     assert out.exit_code == 0
+    sw.close()
+
+
+def test_titles_print_as_text_not_rich_markup(tmp_path, monkeypatch):
+    sw = _env(tmp_path, monkeypatch)
+    ingest(sw, [{"id": "p-ring", "title": "Ring cable [/] adapter", "category_path": "Electronics > Cables"},
+                {"id": "p-socks", "title": "Wool socks [pack of 3]", "category_path": "Clothing > Socks"}])
+    runner.invoke(app, ["index"])
+    out = runner.invoke(app, ["search", "ring cable adapter", "-k", "3"])
+    assert out.exit_code == 0, out.output
+    assert "[/]" in out.output
+    out = runner.invoke(app, ["search", "wool socks", "-k", "1"])
+    assert out.exit_code == 0 and "[pack of 3]" in out.output, out.output
+    sw.close()
+
+
+@pytest.mark.parametrize("data", [[1, 2], {"coffee": {"p-beans": "high"}}, {"coffee": ["p-beans"]}])
+def test_malformed_judgement_files_name_the_format(tmp_path, monkeypatch, data):
+    sw = _env(tmp_path, monkeypatch)
+    runner.invoke(app, ["index"])
+    path = tmp_path / "j.json"
+    path.write_text(json.dumps(data))
+    out = runner.invoke(app, ["search-learn", "--judgements", str(path)])
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert "0..3" in out.output
+    sw.close()
+
+
+def test_a_broken_ranker_does_not_block_retraining_or_reindexing(tmp_path, monkeypatch):
+    sw = _env(tmp_path, monkeypatch)
+    runner.invoke(app, ["index"])
+    (tmp_path / "home" / "index" / "ranker.json").write_text("nope")
+    out = runner.invoke(app, ["search", "espresso"])
+    assert out.exit_code == 1 and "shelfwise search-learn" in " ".join(out.output.split())
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    assert runner.invoke(app, ["search-learn"]).exit_code == 0
+    judgements = tmp_path / "j.json"
+    judgements.write_text(json.dumps({"camping tent": {"p-tent": 3, "p-bag": 1},
+                                      "espresso": {"p-espresso": 3, "p-beans": 1}}))
+    assert runner.invoke(app, ["search-learn", "--judgements", str(judgements)]).exit_code == 0
+    assert runner.invoke(app, ["search", "espresso"]).exit_code == 0
     sw.close()

@@ -18,6 +18,12 @@ def _ids(searcher_index, text, strategy="lexical", k=5):
     return [c.product_id for c in get_retriever(strategy).retrieve(s.query(text), k)]
 
 
+def _files(directory):
+    import json
+
+    return json.loads((directory / "manifest.json").read_text())["files"]
+
+
 def _index(docs, **cfg):
     return SearchIndex.build(docs, HashingEmbedder(dim=64), SearchConfig(**cfg))
 
@@ -77,8 +83,8 @@ def test_save_and_load_round_trip_with_updates(app, tmp_path):
 def test_corrupt_or_missing_index_names_the_rebuild_command(app, tmp_path, damage):
     with app.db.session() as s:
         _index(load_docs(s)).save(tmp_path / "idx")
-    target = {"manifest": "manifest.json", "rows": "rows.pkl", "vectors": "vectors.npy",
-              "usearch": "dense.usearch"}.get(damage)
+    target = {"manifest": "manifest.json", **_files(tmp_path / "idx")}.get(
+        {"usearch": "dense"}.get(damage, damage))
     if damage == "missing":
         path = tmp_path / "nowhere"
     else:
@@ -86,6 +92,76 @@ def test_corrupt_or_missing_index_names_the_rebuild_command(app, tmp_path, damag
         (path / target).write_bytes(b"\x00garbage")
     with pytest.raises(IndexStateError, match="shelfwise index --rebuild"):
         SearchIndex.load(path)
+
+
+@pytest.mark.parametrize("manifest", ['{"format": 2}', "[1, 2]"])
+def test_a_manifest_without_its_fields_is_corrupt_not_a_crash(app, tmp_path, manifest):
+    import json
+
+    with app.db.session() as s:
+        _index(load_docs(s)).save(tmp_path / "idx")
+    full = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    broken = {**full, **json.loads(manifest)} if manifest.startswith("{") else json.loads(manifest)
+    if isinstance(broken, dict):
+        broken.pop("embedder")
+    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(broken))
+    with pytest.raises(IndexStateError, match="shelfwise index --rebuild"):
+        SearchIndex.load(tmp_path / "idx", embedder_name="hashing")
+
+
+@pytest.mark.parametrize("crash_in", ["rows", "dense", "manifest"])
+def test_a_crash_mid_save_leaves_the_previous_index_loadable(app, tmp_path, monkeypatch, crash_in):
+    import pickle
+
+    from shelfwise.search import dense
+    from shelfwise.search import index as index_module
+
+    with app.db.session() as s:
+        index = _index(load_docs(s))
+    index.save(tmp_path / "idx")
+    index.upsert(ProductDoc(id="p-late", title="Cast iron skillet"), HashingEmbedder(dim=64))
+
+    def crash(*_args, **_kwargs):
+        raise SystemExit("power loss")
+
+    def vectors_then_crash(self, vectors_path, graph_path):
+        np.save(vectors_path, self.vectors)  # one file written, then the process dies
+        crash()
+
+    target = {"rows": (pickle, "dumps", crash), "dense": (dense.DenseIndex, "save", vectors_then_crash),
+              "manifest": (index_module, "_atomic_write", crash)}[crash_in]
+    monkeypatch.setattr(*target)
+    with pytest.raises(SystemExit):
+        index.save(tmp_path / "idx")
+    monkeypatch.undo()
+    loaded = SearchIndex.load(tmp_path / "idx")
+    assert len(loaded) == 10 and "p-late" not in loaded.row_of
+    index.save(tmp_path / "idx")  # the next save cleans up the orphans of the crashed one
+    names = {p.name for p in (tmp_path / "idx").iterdir()}
+    assert names == {"manifest.json", *_files(tmp_path / "idx").values()}
+    assert _ids(SearchIndex.load(tmp_path / "idx"), "skillet")[0] == "p-late"
+
+
+def test_a_format_2_index_is_still_read_and_upgraded_on_save(app, tmp_path):
+    import json
+    import pickle
+
+    with app.db.session() as s:
+        index = _index(load_docs(s))
+    d = tmp_path / "idx"
+    d.mkdir()
+    index.lexical.save_main(d)
+    state = {"docs": index.docs, "tokens": index.lexical.rows, "main_n": index.lexical.main_n, "alive": index.alive}
+    (d / "rows.pkl").write_bytes(pickle.dumps(state))
+    np.save(d / "vectors.npy", index.dense.vectors)
+    index.dense.index.save(str(d / "dense.usearch"))
+    (d / "manifest.json").write_text(json.dumps({"format": 2, "rows": 10, "live": 10, "dim": 64,
+                                                 "embedder": index.embedder_name, "main_n": 10}))
+    loaded = SearchIndex.load(d)
+    assert _ids(loaded, "espresso")[0] == "p-espresso"
+    loaded.save(d)
+    assert {p.name for p in d.iterdir()} == {"manifest.json", *_files(d).values()}
+    assert _ids(SearchIndex.load(d), "espresso")[0] == "p-espresso"
 
 
 def test_index_rejects_another_embedder(app, tmp_path):

@@ -28,7 +28,7 @@ def test_ranker_learns_an_ordering_and_round_trips(tmp_path):
 
 
 def test_ranker_errors():
-    with pytest.raises(NotTrainedError, match="search learn"):
+    with pytest.raises(NotTrainedError, match="search-learn"):
         LTRRanker().predict(np.zeros((1, len(FEATURE_NAMES))))
     with pytest.raises(InputError):
         LTRRanker().fit(np.zeros((3, 2)), np.zeros(3), [3])

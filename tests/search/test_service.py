@@ -112,3 +112,118 @@ def test_memory_table_on_every_database(any_db):
         assert record_interaction(s, "red shoes", "p1", "customer_return", half_life_days=10,
                                   now=t0 + timedelta(days=10)) == 0.0  # never negative
         assert s.scalar(select(MemoryEntry.events).where(MemoryEntry.product_id == "p1")) == 3
+
+
+# -- several worker processes on one index (uvicorn --workers N): two services stand in for two processes --
+def _catalog(app, *listings):
+    from shelfwise.store import Catalog, Listing
+
+    with app.db.session() as s:
+        for item in listings:
+            Catalog(s).upsert(Listing.model_validate(item), source="test")
+
+
+QUOKKA = {"id": "p-bag", "title": "Quokka sleeping bag", "brand": "Summit", "category_path": "Sports > Camping"}
+WOMBAT = {"id": "p-boot", "title": "Wombat hiking boots", "brand": "Summit", "category_path": "Clothing > Boots"}
+
+
+def _top(svc, query):
+    ids = svc.search(query, k=1, arm="lexical", log_impression_event=False).product_ids
+    return ids[0] if ids else None
+
+
+def test_an_upsert_keeps_what_another_worker_saved(app):
+    from shelfwise.search import SearchService
+
+    a, b = SearchService(app), SearchService(app)  # default check interval: b does not look before its upsert
+    a.build_index()
+    _top(b, "camping")  # b has its copy loaded
+    _catalog(app, QUOKKA, WOMBAT)
+    a.upsert("p-bag")
+    b.upsert("p-boot")  # reloads the newest index under the lock first, so a's change survives
+    fresh = SearchService(app)
+    assert _top(fresh, "quokka") == "p-bag" and _top(fresh, "wombat") == "p-boot"
+
+
+def test_a_worker_sees_another_workers_update_and_models_after_its_check_interval(app):
+    from shelfwise.search import SearchConfig, SearchService
+
+    a, b = SearchService(app), SearchService(app, SearchConfig(reload_check_seconds=0))
+    a.build_index()
+    assert _top(b, "quokka") != "p-bag"
+    _catalog(app, QUOKKA)
+    a.upsert("p-bag")
+    assert _top(b, "quokka") == "p-bag"
+    a.train_ranker({"espresso machine": {"p-espresso": 3, "p-grinder": 1},
+                    "running shoes": {"p-runner": 3, "p-trail": 2}})
+    assert b.search("espresso machine", log_impression_event=False).ranker == "ltr"
+
+
+def test_the_request_path_only_looks_at_the_disk_once_per_interval(app, monkeypatch):
+    import os
+
+    from shelfwise.search import SearchConfig, SearchService
+
+    svc = SearchService(app, SearchConfig(reload_check_seconds=3600))
+    svc.build_index()
+    svc.search("espresso", log_impression_event=False)
+    calls = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda *a, **k: calls.append(a) or real_stat(*a, **k))
+    for _ in range(20):
+        svc.searcher()
+    assert calls == []
+
+
+def test_a_broken_ranker_fails_search_with_the_command_but_not_learning_or_indexing(service, app):
+    from shelfwise.errors import IndexStateError
+    from shelfwise.search import SearchService
+
+    service.train_ranker({"espresso machine": {"p-espresso": 3, "p-grinder": 1},
+                          "running shoes": {"p-runner": 3, "p-trail": 2}})
+    (service.directory / "ranker.json").write_text("nope")
+    svc = SearchService(app)
+    with pytest.raises(IndexStateError, match="shelfwise search-learn"):
+        svc.search("espresso")
+    assert svc.sync()["updated"] == 0
+    svc.learn(feedback_window=timedelta(0))
+    svc.train_ranker({"espresso machine": {"p-espresso": 3, "p-grinder": 1},
+                      "running shoes": {"p-runner": 3, "p-trail": 2}})
+    assert svc.search("espresso", log_impression_event=False).ranker == "ltr"
+
+
+def test_upsert_of_an_unknown_product_is_not_found_and_a_deleted_one_is_removed(service, app):
+    from shelfwise.errors import NotFoundError
+    from shelfwise.store import Catalog
+
+    with pytest.raises(NotFoundError, match="does-not-exist"):
+        service.upsert("does-not-exist")
+    with app.db.session() as s:
+        Catalog(s).delete("p-bag")
+    assert service.upsert("p-bag") == "removed"
+    assert "p-bag" not in service.search("sleeping bag", log_impression_event=False).product_ids
+
+
+def test_an_index_path_taken_by_a_file_is_an_index_state_error(app):
+    from shelfwise.errors import IndexStateError
+    from shelfwise.search import SearchService
+
+    svc = SearchService(app)
+    svc.directory.parent.mkdir(parents=True, exist_ok=True)
+    svc.directory.write_text("x")
+    with pytest.raises(IndexStateError, match="--rebuild"):
+        svc.build_index()
+
+
+@pytest.mark.parametrize("segment", ["x" * 5000, "\ud800", "a\nb"])
+def test_odd_user_segments_are_refused(service, segment):
+    with pytest.raises(InputError, match="segment"):
+        service.search("espresso", context=SearchContext(user_segment=segment))
+
+
+def test_nul_characters_are_dropped_from_queries(service, app):
+    result = service.search("\x00espresso\x00")
+    assert result.query == "espresso"
+    with app.db.session() as s:
+        (stored,) = list(EventLog(s).read("search_impression"))
+    assert stored.event.query == "espresso"

@@ -10,6 +10,8 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..app import Shelfwise
@@ -42,6 +44,18 @@ STATUS_BY_ERROR: tuple[tuple[type[ShelfwiseError], int], ...] = (
 )
 
 
+def _printable(value: object) -> object:
+    """``value`` with lone surrogates spelled out: a 422 echoes the bad input, and JSON as UTF-8 cannot carry
+    them (the response itself would fail with a 500)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
+
+
 def create_app(sw: Shelfwise | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -69,6 +83,10 @@ def create_app(sw: Shelfwise | None = None) -> FastAPI:
     async def on_error(_request: Request, exc: ShelfwiseError) -> JSONResponse:
         code = next(c for cls, c in STATUS_BY_ERROR if isinstance(exc, cls))
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc), "fix": exc.fix}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _printable(jsonable_encoder(exc.errors()))}, status_code=422)
 
     for name in ROUTERS:
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import MAX_RERANK_DEPTH
@@ -16,6 +17,8 @@ from ..errors import InputError
 from ._common import console, feedback_app, handle_errors, open_app
 
 __all__ = ["register"]
+
+MAX_WINDOW_MINUTES = 60 * 24 * 366 * 10  # a decade; beyond, the date arithmetic overflows
 
 
 def _service():  # type: ignore[no-untyped-def]
@@ -64,21 +67,22 @@ def search(
         console.print_json(json.dumps(asdict(result), default=str))
         svc.sw.close()
         return
-    console.print(f"decision [bold]{result.decision_id}[/]  arm [cyan]{result.arm}[/] {result.mix} "
+    # Catalog text is data, not Rich markup: "Socks [pack of 3]" must print as is, "[/]" must not crash.
+    console.print(f"decision [bold]{result.decision_id}[/]  arm [cyan]{result.arm}[/] {escape(str(result.mix))} "
                   f"p={result.propensity:.2f}  ranker {result.ranker}  {result.n_candidates} candidates")
     if explain and result.slots:
-        console.print("understood: " + ", ".join(f"{s['field']}={s['value']} ({s['source']}, {s['weight']})"
-                                                  for s in result.slots))
+        console.print("understood: " + escape(", ".join(f"{s['field']}={s['value']} ({s['source']}, {s['weight']})"
+                                                         for s in result.slots)))
     reranked = any(h.rerank_score is not None for h in result.hits)
     table = Table("#", "product", "title", "score", *(["cross-encoder"] if reranked else []),
                   *(["found by (rank)", "features", "edges"] if explain else []))
     for hit in result.hits:
-        row = [str(hit.position), hit.product_id, hit.title[:60], f"{hit.score:.3f}"]
+        row = [str(hit.position), escape(hit.product_id), escape(hit.title[:60]), f"{hit.score:.3f}"]
         if reranked:
             row.append("-" if hit.rerank_score is None else f"{hit.rerank_score:.2f}")
         if explain:
-            row += [", ".join(f"{s}({r})" for s, r in hit.found_by.items()),
-                    ", ".join(f"{n}={v:g}" for n, v in list(hit.features.items())[:8]),
+            row += [escape(", ".join(f"{s}({r})" for s, r in hit.found_by.items())),
+                    escape(", ".join(f"{n}={v:g}" for n, v in list(hit.features.items())[:8])),
                     ",".join(map(str, hit.edges)) or "-"]
         table.add_row(*row)
     console.print(table)
@@ -88,7 +92,8 @@ def search(
 def search_learn(
     judgements: Annotated[Path | None, typer.Option(help="JSON {query: {product_id: 0..3}} graded labels",
                                                     exists=True, dir_okay=False)] = None,
-    window_minutes: Annotated[float, typer.Option(help="feedback window before a decision is learned")] = 30.0,
+    window_minutes: Annotated[float, typer.Option(min=0, max=MAX_WINDOW_MINUTES,
+                                                  help="feedback window before a decision is learned")] = 30.0,
 ) -> None:
     """Learn from the event log (bandit, memory index, click-trained ranker) or from graded judgements."""
     svc = _service()
@@ -97,8 +102,11 @@ def search_learn(
             try:
                 data = json.loads(judgements.read_text())
             except json.JSONDecodeError as exc:
-                raise InputError(f"{judgements} is not JSON ({exc.msg})", fix="write {query: {id: label}}") from exc
-            console.print(svc.train_ranker(data))
+                raise InputError(f"{judgements} is not JSON ({exc.msg})",
+                                 fix='write {"query": {"product-id": 0..3, ...}, ...}') from exc
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{judgements} is not UTF-8 text", fix="save the judgements as UTF-8 JSON") from exc
+            console.print(svc.train_ranker(data))  # InputError naming the format if the shape is wrong
         else:
             console.print(svc.learn(feedback_window=timedelta(minutes=window_minutes)))
     svc.sw.close()
@@ -114,7 +122,7 @@ def _feedback(kind: str):  # type: ignore[no-untyped-def]
         svc = _service()
         with handle_errors():
             event_id = svc.feedback(kind, product_id, decision, position=position, quantity=quantity)
-        console.print(f"recorded {kind.replace('_', '-')} on {product_id} (event {event_id})")
+        console.print(f"recorded {kind.replace('_', '-')} on {escape(product_id)} (event {event_id})")
         svc.sw.close()
 
     command.__doc__ = f"Record a shopper's {kind.replace('_', ' ')} on a search result."

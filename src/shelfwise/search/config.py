@@ -28,6 +28,9 @@ class SearchConfig(BaseModel):
     default_k: int = Field(10, ge=1, le=200)
     bandit_epsilon: float = Field(0.1, ge=0.0, le=1.0)
     max_candidates: int = Field(400, ge=10)
+    reload_check_seconds: float = Field(
+        0.5, ge=0.0, description="how often a service looks (a few stat calls) for an index or model another "
+        "process saved, and reloads it; 0 = before every request")
     dense_build_threads: int = Field(1, ge=0, description="threads for a bulk HNSW build; 1 gives the same graph "
                                      "every run, more (0 = all cores) build faster but the graph varies run to run")
 

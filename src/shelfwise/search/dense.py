@@ -73,16 +73,16 @@ class DenseIndex:
         """Exact cosine with every row: one matrix-vector product, cheap for tens of thousands of rows."""
         return self.vectors @ query.astype(np.float32)
 
-    def save(self, directory: Path) -> None:
-        np.save(directory / "vectors.npy", self.vectors)
-        self.index.save(str(directory / "dense.usearch"))
+    def save(self, vectors_path: Path, graph_path: Path) -> None:
+        np.save(vectors_path, self.vectors)
+        self.index.save(str(graph_path))
 
     @classmethod
-    def load(cls, directory: Path, dim: int) -> DenseIndex:
-        vectors = np.load(directory / "vectors.npy")
+    def load(cls, vectors_path: Path, graph_path: Path, dim: int) -> DenseIndex:
+        vectors = np.load(vectors_path)
         if vectors.ndim != 2 or vectors.shape[1] != dim:
             raise ValueError(f"vectors have shape {vectors.shape}, expected (n, {dim})")
-        index = Index.restore(str(directory / "dense.usearch"))
+        index = Index.restore(str(graph_path))
         if index is None or index.ndim != dim:
-            raise ValueError("dense.usearch is not a usearch index of the expected dimension")
+            raise ValueError(f"{graph_path.name} is not a usearch index of the expected dimension")
         return cls(dim, vectors, index=index)

@@ -3,6 +3,7 @@ index, ranker training sets. Cursors in ``search_cursors`` make each replay resu
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -10,6 +11,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy.orm import Session
 
+from ..errors import InputError
 from ..store.events import EventLog
 from ..store.models import utcnow
 from .bandit import DEFAULT_ARMS, Arm, ContextualBandit
@@ -17,10 +19,14 @@ from .feedback import find_impression
 from .memory import record_interaction
 from .models import SearchCursor
 from .pipeline import Searcher
+from .query import validate_query
 from .rank import Interaction, LTRRanker, feature_matrix, ipw_labels
 from .text import normalize_query
 
-__all__ = ["REWARDS", "judged_training_data", "learn_bandit", "replay_returns", "train_ranker_from_log"]
+__all__ = ["REWARDS", "judged_training_data", "learn_bandit", "replay_returns", "train_ranker_from_log",
+           "validate_judgements"]
+
+log = logging.getLogger("shelfwise.search")
 
 # Reward of one search decision, in [0, 1]: the best thing the shopper did with its results.
 REWARDS = {"click": 0.5, "add_to_cart": 0.75, "purchase": 1.0}
@@ -54,9 +60,9 @@ def replay_returns(session: Session, half_life_days: float) -> int:
 def learn_bandit(session: Session, bandit: ContextualBandit, *, before: datetime) -> int:
     """Learn every logged decision older than ``before`` (its feedback window has closed) exactly once."""
     cursor = _cursor(session, "bandit")
-    log = EventLog(session)
+    events = EventLog(session)
     closed = []
-    for stored in log.read("search_impression", since_id=cursor.last_event_id):
+    for stored in events.read("search_impression", since_id=cursor.last_event_id):
         if stored.ts > before:
             break
         closed.append(stored)
@@ -64,7 +70,7 @@ def learn_bandit(session: Session, bandit: ContextualBandit, *, before: datetime
         return 0
     reward: dict[str, float] = defaultdict(float)
     returned: set[str] = set()
-    for stored in log.read(list(_FEEDBACK), since_id=closed[0].id - 1):
+    for stored in events.read(list(_FEEDBACK), since_id=closed[0].id - 1):
         ev = stored.event
         if ev.decision_id is None:
             continue
@@ -92,20 +98,26 @@ def train_ranker_from_log(session: Session, searcher: Searcher, *, eta: float = 
                           ) -> tuple[LTRRanker | None, int]:
     """IPW-debiased labels from every logged impression and interaction -> a LambdaMART ranker (none until
     ``min_queries`` queries have a clicked product: a ranker fitted on a handful generalises badly)."""
-    log = EventLog(session)
+    events = EventLog(session)
     impressions, texts = [], {}
-    for stored in log.read("search_impression"):
+    for stored in events.read("search_impression"):
+        try:  # the log may hold an impression no search could have made; one bad row must not stop learning
+            validate_query(stored.event.query, searcher.config)
+        except InputError as exc:
+            log.warning("ranker training skips search_impression event %d: %s", stored.id, exc)
+            continue
         key = normalize_query(stored.event.query)
         impressions.append((key, stored.event.product_ids))
         texts.setdefault(key, stored.event.query)
     interactions = [
         Interaction(normalize_query(s.event.query), s.event.product_id, s.event.position or 0, s.event.type)
-        for s in log.read(["click", "add_to_cart", "purchase"]) if s.event.query and s.event.product_id
+        for s in events.read(["click", "add_to_cart", "purchase"]) if s.event.query and s.event.product_id
     ]
     labels = ipw_labels(impressions, interactions, eta=eta)
     judged: dict[str, dict[str, int]] = defaultdict(dict)
     for (key, pid), label in labels.items():
-        judged[texts[key]][pid] = label
+        if key in texts:
+            judged[texts[key]][pid] = label
     X, y, groups = judged_training_data(searcher, judged, candidates_from=None)
     if len(groups) < min_queries or y.max(initial=0) == 0:
         return None, len(groups)
@@ -121,7 +133,11 @@ def judged_training_data(searcher: Searcher, judgements: Mapping[str, Mapping[st
     xs, ys, groups = [], [], []
     row_of = searcher.index.row_of
     for text, labels in judgements.items():
-        q = searcher.query(text)
+        try:
+            q = searcher.query(text)
+        except InputError as exc:
+            raise InputError(f"judged query {text[:60]!r} is not searchable ({exc})",
+                             fix="fix or remove that query in the judgements") from exc
         rows = {row_of[p]: int(lbl) for p, lbl in labels.items() if p in row_of}
         if candidates_from is not None:
             found, _ = searcher.candidates(q, candidates_from)
@@ -138,3 +154,26 @@ def judged_training_data(searcher: Searcher, judgements: Mapping[str, Mapping[st
     if not xs:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int32), []
     return np.vstack(xs), np.concatenate(ys), groups
+
+
+_JUDGEMENTS_FORMAT = 'a JSON object {"query": {"product-id": label, ...}, ...} with integer labels 0..3'
+
+
+def validate_judgements(data: object, *, max_label: int = 3) -> dict[str, dict[str, int]]:
+    """Check graded judgements' shape before any training; ``InputError`` names the expected format."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"judgements must be an object of queries, got {type(data).__name__}",
+                         fix=f"write {_JUDGEMENTS_FORMAT}")
+    out: dict[str, dict[str, int]] = {}
+    for query, labels in data.items():
+        if not isinstance(labels, Mapping):
+            raise InputError(f"judgements for query {str(query)[:60]!r} are a {type(labels).__name__}, "
+                             "not an object of product ids", fix=f"write {_JUDGEMENTS_FORMAT}")
+        for pid, label in labels.items():
+            # bool is an int in Python, but true/false is not a grade
+            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= max_label:
+                raise InputError(f"label {label!r} of product {str(pid)[:60]!r} for query {str(query)[:60]!r} "
+                                 f"is not an integer 0..{max_label}",
+                                 fix=f"write {_JUDGEMENTS_FORMAT} (0 irrelevant, 1 complement, 2 substitute, 3 exact)")
+        out[str(query)] = {str(p): int(v) for p, v in labels.items()}
+    return out

@@ -37,7 +37,13 @@ class SearchContext:
 def validate_query(query: object, config: SearchConfig) -> str:
     if not isinstance(query, str):
         raise InputError(f"a search query must be text, got {type(query).__name__}", fix="send the query as a string")
-    text = query.strip()
+    # NUL is never typed by a shopper, and PostgreSQL's JSONB (the logged impression) rejects it.
+    text = query.replace("\x00", "").strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: not text any client could have sent, and unstorable
+        raise InputError("the search query is not valid Unicode text (it has a lone surrogate)",
+                         fix="send the query as UTF-8 text") from None
     if not text:
         raise InputError("the search query is empty", fix="type at least one word")
     if len(text) > config.max_query_chars:

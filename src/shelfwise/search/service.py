@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -20,15 +20,23 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from ..config import MAX_RERANK_DEPTH
-from ..errors import InputError, UnknownNameError
+from ..errors import IndexStateError, InputError, NotFoundError, UnknownNameError
 from ..store.events import SearchImpression
+from ..store.models import Product
 from .bandit import ContextualBandit
 from .clock import utcnow
 from .config import SearchConfig
 from .documents import load_docs
 from .feedback import log_impression, record_feedback
 from .index import SearchIndex
-from .learning import judged_training_data, learn_bandit, replay_returns, train_ranker_from_log
+from .learning import (
+    judged_training_data,
+    learn_bandit,
+    replay_returns,
+    train_ranker_from_log,
+    validate_judgements,
+)
+from .locking import IndexLock
 from .memory import MemoryIndex, store_predicted
 from .models import MemoryEntry
 from .pipeline import Searcher, SearchResult
@@ -45,6 +53,9 @@ log = logging.getLogger("shelfwise.search")
 
 
 RERANK_SCORES = "rerank_scores.json"  # the second stage's score cache, saved by ``learn``
+MAX_SEGMENT_CHARS = 64  # a segment is a bandit context feature (one-hot by name), not free text
+# What another process may save under the index directory; a change to any of them means "reload".
+_WATCHED = ("manifest.json", "bandit.npz", "ranker.json")
 
 
 class SearchService:
@@ -54,6 +65,10 @@ class SearchService:
         self.directory = directory or sw.settings.home / "index"
         self._searcher: Searcher | None = None
         self._memory_stale = False
+        self._lock = IndexLock(self.directory)
+        self._stamp: dict[str, tuple[int, int, int] | None] = {}  # the saved files the loaded pipeline came from
+        self._next_check = 0.0  # monotonic time of the next look at the disk
+        self._ranker_error: IndexStateError | None = None
 
     # -- index --------------------------------------------------------------------------------------
     def _intents_for(self, docs: list) -> dict[str, list[tuple[str, float]]]:
@@ -65,44 +80,61 @@ class SearchService:
     def build_index(self) -> dict[str, Any]:
         """Index every live product from scratch (``shelfwise index --rebuild``)."""
         t0 = time.perf_counter()
-        with self.sw.db.session() as s:
-            docs = load_docs(s)
-            index = SearchIndex.build(docs, self.sw.search_embedder, self.config)
-            n_predicted = store_predicted(s, docs, self._intents_for(docs))
-        index.save(self.directory)
-        self._searcher = None
+        with self._lock.hold():
+            with self.sw.db.session() as s:
+                docs = load_docs(s)
+                index = SearchIndex.build(docs, self.sw.search_embedder, self.config)
+                n_predicted = store_predicted(s, docs, self._intents_for(docs))
+            index.save(self.directory)
+            self._searcher = None  # the next request loads it with the bandit and ranker
         return {"products": len(index), "predicted_queries": n_predicted, "seconds": time.perf_counter() - t0}
 
     def sync(self) -> dict[str, int]:
         """Bring the index up to date with the catalog: add, re-index and drop changed products only."""
-        index = self.searcher().index
-        with self.sw.db.session() as s:
-            docs = {d.id: d for d in load_docs(s)}
-            indexed = {index.docs[r].id: index.docs[r].stamp for r in index.row_of.values()}
-            changed = [d for pid, d in docs.items() if indexed.get(pid) != d.stamp]
-            removed = [pid for pid in indexed if pid not in docs]
-            for doc in changed:
-                index.upsert(doc, self.sw.search_embedder)
-            for pid in removed:
-                index.delete(pid)
-            if changed:
-                store_predicted(s, changed, self._intents_for(changed))
-        if changed or removed:
-            index.save(self.directory)
-            self._searcher = None
+        with self._lock.hold():
+            searcher = self._current(force_check=True)
+            index = searcher.index
+            with self.sw.db.session() as s:
+                docs = {d.id: d for d in load_docs(s)}
+                indexed = {index.docs[r].id: index.docs[r].stamp for r in index.row_of.values()}
+                changed = [d for pid, d in docs.items() if indexed.get(pid) != d.stamp]
+                removed = [pid for pid in indexed if pid not in docs]
+                for doc in changed:
+                    index.upsert(doc, self.sw.search_embedder)
+                for pid in removed:
+                    index.delete(pid)
+                if changed:
+                    store_predicted(s, changed, self._intents_for(changed))
+            if changed or removed:
+                self._save_index(searcher)
         return {"updated": len(changed), "deleted": len(removed), "unchanged": len(docs) - len(changed)}
 
-    def upsert(self, product_id: str) -> None:
-        """Re-index one product from the catalog (or drop it if it was deleted); visible at once."""
-        searcher = self.searcher()
-        with self.sw.db.session() as s:
-            docs = load_docs(s, [product_id])
-            if docs:
-                searcher.index.upsert(docs[0], self.sw.search_embedder)
-                store_predicted(s, docs, self._intents_for(docs))
-            else:
-                searcher.index.delete(product_id, missing_ok=True)
+    def upsert(self, product_id: str) -> str:
+        """Re-index one product from the catalog, or drop it if it was deleted; visible at once here, and to
+        other processes on their next check. Returns "indexed" or "removed"; ``NotFoundError`` for an id that
+        is neither in the catalog nor in the index."""
+        # Under the inter-process lock, on the newest saved index: another worker's change is kept, not
+        # overwritten by this process's older copy.
+        with self._lock.hold():
+            searcher = self._current(force_check=True)
+            with self.sw.db.session() as s:
+                docs = load_docs(s, [product_id])
+                if docs:
+                    searcher.index.upsert(docs[0], self.sw.search_embedder)
+                    store_predicted(s, docs, self._intents_for(docs))
+                    status = "indexed"
+                else:
+                    removed = searcher.index.delete(product_id, missing_ok=True)
+                    if not removed and s.get(Product, product_id) is None:
+                        raise NotFoundError("product", product_id,
+                                            fix="ingest it first (`shelfwise ingest` or POST /products)")
+                    status = "removed"
+            self._save_index(searcher)
+        return status
+
+    def _save_index(self, searcher: Searcher) -> None:
         searcher.index.save(self.directory)
+        self._stamp = self._disk_stamp()  # our own save is not a reason to reload
         self._memory_stale = True
 
     # -- the loaded pipeline ----------------------------------------------------------------------------
@@ -117,18 +149,76 @@ class SearchService:
         return stage
 
     def searcher(self) -> Searcher:
-        if self._searcher is None:
-            index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.search_embedder.name)
-            bandit = ContextualBandit(epsilon=self.config.bandit_epsilon).load(self.directory / "bandit.npz")
-            ranker: LTRRanker | None = None
-            if (self.directory / "ranker.json").exists():
-                ranker = LTRRanker().load(self.directory / "ranker.json")
-            self._searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
-                                      bandit=bandit, ranker=ranker, second_stage=self.second_stage)
-            self._memory_stale = True
+        """The loaded pipeline. At most every ``config.reload_check_seconds`` it stats the saved index and
+        models (a few microseconds) and reloads what another process saved since."""
+        searcher = self._current(force_check=False)
+        if self._ranker_error is not None:
+            raise self._ranker_error
+        return searcher
+
+    def _disk_stamp(self) -> dict[str, tuple[int, int, int] | None]:
+        stamp: dict[str, tuple[int, int, int] | None] = {}
+        for name in _WATCHED:
+            try:
+                st = os.stat(self.directory / name)
+            except OSError:
+                stamp[name] = None
+            else:  # files are replaced by rename, so a save changes the inode as well as the time
+                stamp[name] = (st.st_mtime_ns, st.st_ino, st.st_size)
+        return stamp
+
+    def _current(self, *, force_check: bool) -> Searcher:
+        """The pipeline, first reloaded from disk if another process saved since: checked now with
+        ``force_check`` (writers, under the lock), else at most every ``reload_check_seconds``."""
+        now = time.monotonic()
+        if self._searcher is None or force_check or now >= self._next_check:
+            self._next_check = now + self.config.reload_check_seconds
+            if self._searcher is None or self._disk_stamp() != self._stamp:
+                self._reload(keep_on_error=not force_check)
+        assert self._searcher is not None
         if self._memory_stale:
             self._refresh_memory(self._searcher)
         return self._searcher
+
+    def _reload(self, *, keep_on_error: bool) -> None:
+        old = self._searcher
+        with self._lock.hold(shared=True):  # no writer is half-way through a save while we read
+            stamp = self._disk_stamp()
+            changed = {name for name in _WATCHED if old is None or stamp[name] != self._stamp.get(name)}
+            try:
+                index = old.index if old is not None and "manifest.json" not in changed else SearchIndex.load(
+                    self.directory, self.config, embedder_name=self.sw.search_embedder.name)
+                bandit = old.bandit if old is not None and "bandit.npz" not in changed else ContextualBandit(
+                    epsilon=self.config.bandit_epsilon).load(self.directory / "bandit.npz")
+            except IndexStateError as exc:
+                if old is None or not keep_on_error:
+                    raise
+                # Serving the copy we have beats failing every request; a writer reloads and reports it.
+                log.warning("search index changed on disk but did not load; still serving the loaded one: %s", exc)
+                self._stamp = stamp  # retried when the files change again
+                return
+            ranker = old.ranker if old is not None and "ranker.json" not in changed else self._load_ranker()
+        searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
+                            bandit=bandit, ranker=ranker, second_stage=self.second_stage)
+        if old is not None and index is old.index:
+            searcher.memory, searcher.understanding = old.memory, old.understanding
+        else:
+            self._memory_stale = True
+        self._searcher, self._stamp = searcher, stamp
+
+    def _load_ranker(self) -> LTRRanker | None:
+        """The saved ranker, if any. A broken one fails searches (with how to retrain it) but not the
+        commands that retrain or rebuild: they never need the old model."""
+        self._ranker_error = None
+        path = self.directory / "ranker.json"
+        if not path.exists():
+            return None
+        try:
+            return LTRRanker().load(path)
+        except IndexStateError as exc:
+            log.warning("%s", exc)
+            self._ranker_error = exc
+            return None
 
     def _refresh_memory(self, searcher: Searcher) -> None:
         index = searcher.index
@@ -154,6 +244,11 @@ class SearchService:
         ``rerank`` re-scores that many top results with the cross-encoder (None: ``Settings.search_reranker
         .depth``, off by default; 0: off)."""
         k = k or self.config.default_k
+        segment = context.user_segment if context else None
+        if segment is not None and (not isinstance(segment, str) or len(segment) > MAX_SEGMENT_CHARS
+                                    or not segment.isprintable()):
+            raise InputError(f"user segment {str(segment)[:40]!r} is not a short printable name",
+                             fix=f"use a name of at most {MAX_SEGMENT_CHARS} printable characters, e.g. 'app'")
         if rerank is not None and not 0 <= rerank <= MAX_RERANK_DEPTH:
             raise InputError(f"rerank depth {rerank} is out of range",
                              fix=f"use 0 (off) to {MAX_RERANK_DEPTH}; each re-scored result costs ~10 ms of CPU")
@@ -181,36 +276,45 @@ class SearchService:
         self._memory_stale = True
         return event_id
 
-    def train_ranker(self, judgements: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
-        """Fit the ranker on graded judgements ({query: {product_id: 0..3}}: I, C, S, E) and save it."""
-        searcher = self.searcher()
-        X, y, groups = judged_training_data(searcher, judgements)
-        if len(groups) < 2:
-            raise InputError(f"only {len(groups)} judged queries with a relevant product",
-                             fix="give at least two queries, each with a product labelled above 0")
-        searcher.ranker = LTRRanker().fit(X, y, groups)
-        searcher.ranker.save(self.directory / "ranker.json")
+    def train_ranker(self, judgements: object) -> dict[str, Any]:
+        """Fit the ranker on graded judgements ({query: {product_id: 0..3}}: I, C, S, E) and save it. The old
+        ranker is never needed, so this also replaces a broken one."""
+        judgements = validate_judgements(judgements)
+        with self._lock.hold():
+            searcher = self._current(force_check=True)
+            X, y, groups = judged_training_data(searcher, judgements)
+            if len(groups) < 2:
+                raise InputError(f"only {len(groups)} judged queries with a relevant product",
+                                 fix="give at least two queries, each with a product labelled above 0")
+            self._save_ranker(searcher, LTRRanker().fit(X, y, groups))
         return {"queries": len(groups), "rows": len(y)}
+
+    def _save_ranker(self, searcher: Searcher, ranker: LTRRanker) -> None:
+        ranker.save(self.directory / "ranker.json")
+        searcher.ranker, self._ranker_error = ranker, None
+        self._stamp = self._disk_stamp()
 
     def learn(self, *, feedback_window: timedelta = timedelta(minutes=30), retrain_ranker: bool = True
               ) -> dict[str, Any]:
         """Replay the event log: returns into the memory index, closed decisions into the bandit, all logged
         impressions and interactions into the ranker's training data (IPW position-debiased); save the
         cross-encoder's score cache, if it has any, for the next start."""
-        searcher = self.searcher()
         report: dict[str, Any] = {}
-        with self.sw.db.session() as s:
-            report["returns"] = replay_returns(s, self.config.memory_half_life_days)
-            report["bandit_updates"] = learn_bandit(s, searcher.bandit, before=utcnow() - feedback_window)
-        searcher.bandit.save(self.directory / "bandit.npz")
-        self._refresh_memory(searcher)
-        if retrain_ranker:
+        # The newest saved bandit, under the lock: another worker's updates are built on, not overwritten.
+        with self._lock.hold():
+            searcher = self._current(force_check=True)
             with self.sw.db.session() as s:
-                ranker, n_queries = train_ranker_from_log(s, searcher)
-            report["ranker_queries"] = n_queries
-            if ranker is not None:
-                ranker.save(self.directory / "ranker.json")
-                searcher.ranker = ranker
+                report["returns"] = replay_returns(s, self.config.memory_half_life_days)
+                report["bandit_updates"] = learn_bandit(s, searcher.bandit, before=utcnow() - feedback_window)
+            searcher.bandit.save(self.directory / "bandit.npz")
+            self._stamp = self._disk_stamp()
+            self._refresh_memory(searcher)
+            if retrain_ranker:
+                with self.sw.db.session() as s:
+                    ranker, n_queries = train_ranker_from_log(s, searcher)
+                report["ranker_queries"] = n_queries
+                if ranker is not None:
+                    self._save_ranker(searcher, ranker)
         if len(self.second_stage):
             report["rerank_scores_saved"] = self.second_stage.save(self.directory / RERANK_SCORES)
         return report

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from ...store.models import ExtractedValue
 from ..deps import AppDep, Reader, Writer
 
 router = APIRouter(prefix="/products", tags=["products"])
+MAX_LIMIT = 10_000  # ids a page; 0 or a negative limit would mean "no limit" further down
 
 
 class IngestResult(BaseModel):
@@ -45,9 +46,10 @@ def ingest(rows: list[dict[str, Any]], sw: AppDep, _: Writer) -> IngestResult:
 
 
 @router.get("", response_model=list[str])
-def list_ids(sw: AppDep, _: Reader, category: str | None = None, limit: int = 100) -> list[str]:
+def list_ids(sw: AppDep, _: Reader, category: str | None = None,
+             limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100) -> list[str]:
     with sw.db.session() as s:
-        return [p.id for p in Catalog(s).products(category_prefix=category, limit=min(limit, 10_000))]
+        return [p.id for p in Catalog(s).products(category_prefix=category, limit=limit)]
 
 
 @router.get("/{product_id}", response_model=ProductOut)

@@ -38,18 +38,25 @@ def get_search(request: Request, sw: AppDep) -> _Guarded:
 SearchDep = Annotated[_Guarded, Depends(get_search)]
 
 
+# Generous, but finite: ``timedelta`` overflows near 1e15 minutes, and a decade covers any feedback window.
+MAX_WINDOW_MINUTES = 60 * 24 * 366 * 10
+MAX_QUANTITY = 10_000  # = search.feedback.MAX_QUANTITY (not imported here: the search package loads lazily)
+
+
 class Feedback(BaseModel):
-    kind: Literal["click", "add_to_cart", "purchase"]
-    product_id: str
-    decision_id: str = Field(description="the decision id the search returned")
-    position: int | None = Field(None, ge=0, description="0-based position on the page (checked)")
-    quantity: int = Field(1, ge=1)
+    # add-to-cart is the CLI's and the docs' spelling; the service reads both
+    kind: Literal["click", "add_to_cart", "add-to-cart", "purchase"]
+    product_id: str = Field(min_length=1, max_length=200)
+    decision_id: str = Field(min_length=1, max_length=200, description="the decision id the search returned")
+    position: int | None = Field(None, ge=0, le=10_000, description="0-based position on the page (checked)")
+    quantity: int = Field(1, ge=1, le=MAX_QUANTITY, description="units bought (purchase only)")
 
 
 @router.get("")
 def search(search: SearchDep, _: Reader, q: Annotated[str, Query(description="what the shopper typed")],
            k: Annotated[int, Query(ge=1, le=200)] = 10, explain: bool = False,
-           segment: str | None = None,
+           segment: Annotated[str | None, Query(max_length=64, description="user segment, a bandit context "
+                                                 "feature (e.g. app, web)")] = None,
            rerank: Annotated[int | None, Query(ge=0, le=MAX_RERANK_DEPTH, description="re-score this many top results with "
                                                "the cross-encoder (~10 ms each); default: the server's setting")
                              ] = None) -> dict[str, Any]:
@@ -84,14 +91,18 @@ def index(search: SearchDep, _: Writer, rebuild: bool = False) -> dict[str, Any]
 
 @router.post("/index/{product_id}")
 def upsert(product_id: str, search: SearchDep, _: Writer) -> dict[str, str]:
-    """Re-index one product now (or drop it if it was deleted); visible to the next search."""
+    """Re-index one product now, or drop it if it was deleted ("status": "indexed" | "removed"); visible to
+    the next search. 404 for an id that is neither in the catalog nor in the index."""
     with search.lock:
-        search.service.upsert(product_id)
-    return {"product_id": product_id, "status": "indexed"}
+        status = search.service.upsert(product_id)
+    return {"product_id": product_id, "status": status}
 
 
 @router.post("/learn")
-def learn(search: SearchDep, _: Expert, window_minutes: Annotated[float, Query(ge=0)] = 30.0) -> dict[str, Any]:
+def learn(search: SearchDep, _: Expert,
+          window_minutes: Annotated[float, Query(ge=0, le=MAX_WINDOW_MINUTES, allow_inf_nan=False,
+                                                 description="feedback window before a decision is learned")
+                                    ] = 30.0) -> dict[str, Any]:
     """Replay the event log into the memory index, the bandit and the click-trained ranker."""
     with search.lock:
         return search.service.learn(feedback_window=timedelta(minutes=window_minutes))

@@ -131,6 +131,7 @@ class ContextualBandit:
                 self.A_inv_, self.b_, self.counts_ = data["A_inv"], data["b"], data["counts"]
         except Exception as exc:
             raise IndexStateError(f"bandit model {path} is unreadable ({exc})",
-                                  fix="delete it and run `shelfwise search learn`") from exc
+                                  fix="delete it (the bandit restarts from no knowledge) and run "
+                                      "`shelfwise search-learn`") from exc
         self.rng_ = np.random.default_rng(self.seed)
         return self

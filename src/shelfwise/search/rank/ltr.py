@@ -55,8 +55,8 @@ class LTRRanker:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "booster_"):
-            raise NotTrainedError("the ranker is not trained", fix="run `shelfwise search learn` (needs judgements "
-                                  "or logged clicks)")
+            raise NotTrainedError("the ranker is not trained", fix="run `shelfwise search-learn` (needs logged clicks) "
+                                  "or `shelfwise search-learn --judgements FILE`")
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64)
         return self.booster_.predict(np.asarray(X, np.float32), num_threads=self.n_jobs)
@@ -77,8 +77,11 @@ class LTRRanker:
                 raise ValueError("feature list changed since the ranker was trained")
             self.booster_ = lgb.Booster(model_str=data["model"])
         except FileNotFoundError:
-            raise NotTrainedError(f"no ranker model at {path}", fix="run `shelfwise search learn`") from None
+            raise NotTrainedError(f"no ranker model at {path}",
+                                  fix="run `shelfwise search-learn` (or with `--judgements FILE`)") from None
         except Exception as exc:
             raise IndexStateError(f"ranker model {path} is unreadable ({exc})",
-                                  fix="run `shelfwise search learn` to retrain it") from exc
+                                  fix="retrain it with `shelfwise search-learn` (from logged clicks) or "
+                                      "`shelfwise search-learn --judgements FILE`, or delete the file to rank by "
+                                      "fusion until a ranker is trained") from exc
         return self

@@ -1,0 +1,76 @@
+"""An inter-process lock on the index directory, so several worker processes share one index safely.
+
+Writers (upsert, sync, build, learn) hold it exclusively while they reload the newest index from disk, apply
+their change and save; readers hold it shared while they load, so they never read a half-written save.
+``fcntl.flock`` locks belong to an open file, so two services in one process exclude each other too; the
+holder may re-enter (a writer's reload does not wait for itself).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import IndexStateError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: one process per index is then the caller's job
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LOCK_FILE", "IndexLock", "ensure_directory"]
+
+LOCK_FILE = ".lock"
+
+
+def ensure_directory(directory: Path) -> None:
+    """Create the index directory, or say what is in the way (a plain file, no permission)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexStateError(f"cannot use {directory} as the search index directory ({exc.strerror or exc})",
+                              fix="move away whatever is at that path (or fix its permissions), then run "
+                                  "`shelfwise index --rebuild`") from exc
+
+
+class IndexLock:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._thread = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self, *, shared: bool = False) -> Iterator[None]:
+        """Hold the lock (exclusive unless ``shared``). Re-entrant: an inner ``hold`` keeps the outer mode,
+        so never ask for exclusive inside shared."""
+        with self._thread:
+            if self._depth == 0:
+                self._acquire(shared)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd is not None:
+                    os.close(self._fd)  # closing the file releases the flock
+                    self._fd = None
+
+    def _acquire(self, shared: bool) -> None:
+        if fcntl is None:
+            return
+        if shared and not self.directory.is_dir():
+            return  # nothing to read yet; the load that follows says so
+        ensure_directory(self.directory)
+        try:
+            fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if shared:
+                return  # a read-only index directory: nobody can be writing it
+            raise IndexStateError(f"cannot open the index lock {self.directory / LOCK_FILE} ({exc.strerror})",
+                                  fix="make the index directory writable by the server's user") from exc
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        self._fd = fd

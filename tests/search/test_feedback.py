@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from shelfwise.errors import InputError
+from shelfwise.search.models import MemoryEntry
+from shelfwise.store import EventLog
+
+
+def _score(app, product_id):
+    with app.db.session() as s:
+        return s.scalar(select(MemoryEntry.score).where(MemoryEntry.product_id == product_id,
+                                                        MemoryEntry.source == "observed"))
+
+
+def test_replayed_feedback_returns_the_first_event_and_adds_no_weight(service, app):
+    result = service.search("espresso machine", k=5)
+    last = result.hits[-1].product_id
+    ids = {service.feedback("purchase", last, result.decision_id) for _ in range(5)}
+    assert len(ids) == 1 and _score(app, last) == pytest.approx(4.0)  # one purchase, not five
+    service.feedback("click", last, result.decision_id)  # another kind of feedback still counts
+    assert _score(app, last) == pytest.approx(5.0)
+    with app.db.session() as s:
+        assert EventLog(s).count("purchase") == 1 and EventLog(s).count("click") == 1
+
+
+def test_add_to_cart_is_accepted_in_the_cli_spelling(service):
+    result = service.search("espresso machine", k=3)
+    assert service.feedback("add-to-cart", result.hits[0].product_id, result.decision_id) > 0
+
+
+@pytest.mark.parametrize("field", ["product_id", "decision_id"])
+def test_ids_that_are_not_text_are_rejected_not_crashing(service, field):
+    result = service.search("espresso machine", k=3)
+    args = {"product_id": result.hits[0].product_id, "decision_id": result.decision_id, field: "\ud800x"}
+    with pytest.raises(InputError, match="not valid text"):
+        service.feedback("click", args["product_id"], args["decision_id"])
+
+
+@pytest.mark.parametrize("quantity", [0, 10**30])
+def test_purchase_quantity_is_bounded(service, quantity):
+    result = service.search("espresso machine", k=3)
+    with pytest.raises(InputError, match="quantity"):
+        service.feedback("purchase", result.hits[0].product_id, result.decision_id, quantity=quantity)
