@@ -50,8 +50,10 @@ def client(sw):
 
 def test_learnings_are_added_by_experts_curated_and_traced_to_values(client, sw):
     new = {"text": "Roast level is light, medium or dark; 'espresso roast' means dark.",
-           "category_path": "Grocery > Coffee", "attribute": "roast", "normalize": {"espresso roast": "dark"}}
+           "category_path": "Grocery > Coffee", "attribute": "roast type", "normalize": {"espresso roast": "dark"}}
     assert client.post("/kb/learnings", headers=W, json=new).status_code == 403   # writers cannot teach
+    unknown = client.post("/kb/learnings", headers=E, json={**new, "attribute": "roastiness"})
+    assert unknown.status_code == 422 and "roastiness" in unknown.text, "a learning no worker would ever read"
     placed = client.post("/kb/learnings", headers=E, json=new)
     assert placed.status_code == 200, placed.text
     lid = placed.json()["learning_id"]

@@ -110,3 +110,18 @@ def test_cli_reports_products_set_aside_and_retries_them(monkeypatch, scripted_s
                                                            ExtractedValue.is_current.is_(True))) is not None
     assert run("enrich", "--executor", "bogus").exit_code == 1
     assert run("review", "list", "--status", "bogus").exit_code == 2
+
+
+def test_a_category_learning_does_not_reach_a_sibling_whose_name_it_prefixes(scripted_sw):
+    from shelfwise.enrich.compiled import PATTERN_PREFIX
+    from shelfwise.enrich.kb import KnowledgeBase, LearningDraft
+    from shelfwise.enrich.product import KnowledgeCache
+
+    with scripted_sw.db.session() as s:
+        kb = KnowledgeBase(s)
+        kb.add(LearningDraft(category_path="Coffee", attribute="Net content", text="count shapes",
+                             examples=[f"{PATTERN_PREFIX} <n> Count"]), status="active", actor="test")
+        cfg = LoopConfig()
+        _l, _s, own, _x = KnowledgeCache().get(kb, "Coffee > Pods", ["Net content"], cfg)
+        _l, _s, sibling, _x = KnowledgeCache().get(kb, "Coffee Makers", ["Net content"], cfg)
+    assert own["Net content"] and not sibling["Net content"], "'Coffee' holds 'Coffee > Pods', not 'Coffee Makers'"

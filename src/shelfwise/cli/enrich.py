@@ -227,8 +227,8 @@ def review_resolve(
     with handle_errors(), sw.db.session() as s:
         kb = KnowledgeBase(s, embedder=sw.embedder, space="production")
         view = ReviewQueue(s, kb).resolve(item_id, value or None, actor=actor, learn=learn)
-    console.print(f"review {view.id}: {view.product_id} {view.attribute} = {view.resolution!r}"
-                  + (f" (learning #{view.learning_id})" if view.learning_id else ""))
+    console.print(escape(f"review {view.id}: {view.product_id} {view.attribute} = {view.resolution!r}"
+                         + (f" (learning #{view.learning_id})" if view.learning_id else "")))
     sw.close()
 
 

@@ -24,12 +24,13 @@ from .bulk import store_values
 from .compiled import PATTERN_PREFIX, CompiledExtractor
 from .drafts import is_worked, value_drafts, worked_draft
 from .escalation import uncertainty
+from .kb.scope import is_ancestor, path_key
 from .kb.types import Evidence, LearningDraft
 from .review import open_review
 from .screening import REJECT_PREFIX, Screen, screen_values
 from .tools import build_tools
 from .trust import Verdict, in_sample
-from .workers import WorkerOutput, format_learnings, format_worked_examples
+from .workers import WorkerOutput, format_learnings, worked_examples_block
 
 __all__ = ["KnowledgeCache", "Plan", "ProductResult", "apply_plans", "plan_product", "store_value"]
 
@@ -94,10 +95,10 @@ class KnowledgeCache:
             synonyms = {a: kb.normalizers(category, a) for a in names}
             patterns: dict[str, list[str]] = {a: [] for a in names}
             rejected: dict[str, list[str]] = {a: [] for a in names}
-            cat, known = category.lower(), {x.id for x in learnings}
+            cat, known = path_key(category), {x.id for x in learnings}
             for lv in kb.list(status="active"):
-                if lv.category_path and not cat.startswith(lv.category_path.lower()):
-                    continue  # another branch of the category tree
+                if not is_ancestor(path_key(lv.category_path), cat):
+                    continue  # another branch of the category tree ('Coffee' does not hold 'Coffee Makers')
                 if lv.attribute in patterns:
                     patterns[lv.attribute] += [e[len(PATTERN_PREFIX):].strip() for e in lv.examples
                                                if e.startswith(PATTERN_PREFIX)]
@@ -408,8 +409,8 @@ def _supervise(loop: Any, session: Session, kb: Any, listing: Listing, schema: A
         asked = [*disputes, *extras]
         knowledge = "\n".join(x for x in (
             format_learnings(learnings, [d.attribute for d in asked]),
-            format_worked_examples(learnings, listing.title, [a.name for a in schema.attributes],
-                                   k=cfg.supervisor_examples)) if x)
+            worked_examples_block(learnings, listing.title, [a.name for a in schema.attributes],
+                                  k=cfg.supervisor_examples)) if x)
         out = loop.supervisor.resolve(listing, schema, asked, tools=tools, knowledge=knowledge)
         rulings, model = out.rulings, out.model
         res.tokens, res.seconds = res.tokens + out.tokens, res.seconds + out.seconds

@@ -65,11 +65,14 @@ def get_learning(learning_id: int, sw: AppDep, _: Reader, space: Space = "produc
 def add_learning(body: NewLearning, sw: AppDep, role: Expert, space: Space = "production") -> dict[str, Any]:
     """Add a learning by hand; the memory manager's guards place it (merge, replace or a new branch)."""
     from ...enrich.kb import Evidence, LearningDraft
+    from ...enrich.schemas import schema_attribute
 
-    draft = LearningDraft(category_path=body.category_path, attribute=body.attribute, text=body.text,
-                          examples=body.examples, normalize=body.normalize, critical=body.critical,
-                          evidence=[Evidence(kind="expert", note=f"added through the API ({role})")])
     with _kb(sw, space, placing=True) as kb:
+        # workers match learnings to their attributes by exact name: store the schema's spelling, refuse others
+        attribute = schema_attribute(kb.session, body.category_path, body.attribute) if body.attribute else None
+        draft = LearningDraft(category_path=body.category_path, attribute=attribute, text=body.text,
+                              examples=body.examples, normalize=body.normalize, critical=body.critical,
+                              evidence=[Evidence(kind="expert", note=f"added through the API ({role})")])
         return kb.add(draft, status=body.status, actor=f"api:{role}").model_dump(mode="json")
 
 
