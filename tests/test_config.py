@@ -3,7 +3,7 @@ import json
 import pytest
 
 from shelfwise.config import DEFAULT_ROLES, Settings, get_settings
-from shelfwise.errors import ConfigError
+from shelfwise.errors import ConfigError, UnknownNameError
 
 
 def test_toml_env_and_defaults_merge(tmp_path, monkeypatch):
@@ -39,3 +39,28 @@ def test_bad_settings_name_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("SHELFWISE_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="fix: check"):
         get_settings()
+
+
+def test_a_misspelt_role_in_the_toml_file_is_an_error_naming_the_closest_role(tmp_path, monkeypatch):
+    cfg = tmp_path / "shelfwise.toml"
+    cfg.write_text('[roles.supervisr]\nbackend = "openai"\n')
+    monkeypatch.setenv("SHELFWISE_CONFIG", str(cfg))
+    with pytest.raises(UnknownNameError) as err:
+        get_settings()
+    text = str(err.value)
+    assert "'supervisr'" in text and "did you mean 'supervisor'" in text and "[roles.supervisor]" in text
+    assert "worker.generator.alt" in text  # the known roles are listed
+
+
+def test_a_dotted_role_spelt_with_an_underscore_in_the_environment_shows_the_env_spelling(monkeypatch):
+    monkeypatch.setenv("SHELFWISE_ROLES__GRAPH_GENERATOR__BACKEND", "openai")
+    with pytest.raises(UnknownNameError) as err:
+        get_settings()
+    text = str(err.value)
+    assert "did you mean 'graph.generator'" in text and "SHELFWISE_ROLES__GRAPH.GENERATOR__<FIELD>" in text
+    assert '[roles."graph.generator"]' in text
+
+
+def test_an_unknown_role_asked_of_the_settings_names_the_known_ones():
+    with pytest.raises(UnknownNameError, match="did you mean 'memory.manager'"):
+        Settings().role("memory_manger")

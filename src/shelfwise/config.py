@@ -8,6 +8,7 @@ working directory, or the path in ``SHELFWISE_CONFIG``.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from pydantic_settings import (
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["DEFAULT_ROLES", "MAX_RERANK_DEPTH", "ApiKeyConfig", "EmbedderConfig", "RerankerConfig", "RoleConfig", "Settings",
-           "get_settings"]
+           "get_settings", "unknown_role"]
 
 BackendName = Literal["local", "openai", "anthropic", "bedrock", "scripted"]
 
@@ -149,11 +150,16 @@ class Settings(BaseSettings):
     @field_validator("roles", mode="before")
     @classmethod
     def _merge_roles(cls, value: Any) -> Any:
-        # A TOML file or env var that sets one role must not erase the other defaults.
+        # A TOML file or env var that sets one role must not erase the other defaults. The code asks for
+        # the roles of DEFAULT_ROLES only, so any other name is a typo that would leave the intended role on
+        # its default silently ([roles.supervisr], or SHELFWISE_ROLES__GRAPH_GENERATOR__... for
+        # "graph.generator"); tests and notebooks serve extra roles with LLMRegistry.set_backend instead.
         if isinstance(value, dict):
             merged: dict[str, Any] = {k: v.model_dump() for k, v in DEFAULT_ROLES.items()}
             for name, cfg in value.items():
-                base = merged.get(name, {})
+                if name not in DEFAULT_ROLES:
+                    raise unknown_role(str(name), list(DEFAULT_ROLES))
+                base = merged[name]
                 patch = cfg.model_dump(exclude_unset=True) if isinstance(cfg, RoleConfig) else dict(cfg)
                 merged[name] = {**base, **patch}
             return merged
@@ -184,7 +190,7 @@ class Settings(BaseSettings):
         try:
             return self.roles[name]
         except KeyError:
-            raise UnknownNameError("role", name, list(self.roles)) from None
+            raise unknown_role(name, list(self.roles)) from None
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data with every secret masked."""
@@ -196,6 +202,27 @@ class Settings(BaseSettings):
         if data["embedder"].get("api_key"):
             data["embedder"]["api_key"] = "****"
         return data
+
+
+def unknown_role(name: str, known: list[str]) -> UnknownNameError:
+    """``UnknownNameError`` for a role, its fix extended with the closest known role and how that role is
+    spelt in shelfwise.toml and in an environment variable (a dotted name: the usual slip is ``_``)."""
+    err = UnknownNameError("role", name, known)
+    # UnknownNameError takes no hint, so the closest name is added to its fix (and message) here
+    close = difflib.get_close_matches(name.lower().replace("_", "."), known, n=1, cutoff=0.6)
+    if close:
+        role = close[0]
+        env = f"SHELFWISE_ROLES__{role.upper()}__<FIELD>"
+        if "." in role:
+            env += " (pass it with `env`: a shell cannot export a dotted name)"
+        err.fix = (f"did you mean {role!r}? In shelfwise.toml write [roles.{_toml_key(role)}], in the "
+                   f"environment {env}; {err.fix}")
+        err.args = (f"unknown role {name!r} — fix: {err.fix}",)
+    return err
+
+
+def _toml_key(role: str) -> str:
+    return f'"{role}"' if "." in role else role
 
 
 def _mask_url(url: str) -> str:

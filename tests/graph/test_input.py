@@ -123,3 +123,13 @@ def test_intentionqa_pair_stated_in_both_orders_is_one_pair_with_both_counts(tmp
     pairs, products = load_intentionqa(tmp_path)
     assert sorted((p.product_ids, p.count) for p in pairs) == [(("A", "B"), 3), (("C", "A"), 1)]
     assert len({p.key for p in pairs}) == len(pairs) and set(products) == {"A", "B", "C"}
+
+
+def test_pairs_file_reads_numeric_ids_and_a_bom_and_names_line_and_field(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\ufeff" + json.dumps({"kind": "co_buy", "product_ids": [3, 4]}) + "\n"
+                    + json.dumps({"kind": "co_buy", "product_ids": [3, 4], "impressions": -1}) + "\n[1]\n",
+                    encoding="utf-8")
+    pairs, errors = pairs_from_file(path)
+    assert [p.product_ids for p in pairs] == [("3", "4")]
+    assert [(e.line, e.problem.split(":")[0]) for e in errors] == [(2, "impressions"), (3, "expected a JSON object, got list")]

@@ -21,6 +21,8 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # sleep before answering (timeout tests)
+    raw: bytes | None = None  # sent as is instead of ``body`` as JSON (malformed-answer tests)
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -59,10 +61,10 @@ class StubServer:
                 reply = stub._next(seen)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
-                payload = json.dumps(reply.body).encode()
+                payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", reply.content_type)
                     self.send_header("content-length", str(len(payload)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)

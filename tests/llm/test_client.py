@@ -9,12 +9,14 @@ from shelfwise.config import RoleConfig, Settings, get_settings
 from shelfwise.errors import (
     BackendUnavailableError,
     ConfigError,
+    LLMError,
     LLMTimeoutError,
     StructuredOutputError,
     UnknownNameError,
 )
 from shelfwise.llm import LLM, LLMRegistry, MemoryRecorder, Message, fit_to_budget
 from shelfwise.llm.backends.scripted import ScriptedBackend
+from shelfwise.llm.base import RawResponse
 from shelfwise.llm.text import quote_untrusted
 
 
@@ -114,6 +116,68 @@ def test_cache_by_prompt_hash(db):
     first, _ = llm.structured("same prompt", Attrs)
     second, comp = llm.structured("same prompt", Attrs)
     assert first == second and comp.cached and len(backend.requests) == 1
+
+
+class DictCache:
+    """A ResponseCache in a dict (later puts replace earlier ones)."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def get(self, h):
+        return self.entries.get(h)
+
+    def put(self, h, model, response):
+        self.entries[h] = response
+
+
+def test_only_the_validated_answer_is_cached_under_the_original_prompt(db):
+    from shelfwise.store.accounting import DbCache
+
+    backend = ScriptedBackend().enqueue("not json at all", '{"brand": "A"}')
+    cache = DbCache(db)
+    llm = LLM("r", backend, cache=cache, sleep=lambda s: None)
+    first, comp1 = llm.structured("same prompt", Attrs)
+    assert first == Attrs(brand="A") and comp1.attempts == 2
+    # the identical call is served by the corrected answer: no backend call, nothing invalid replayed
+    second, comp2 = llm.structured("same prompt", Attrs)
+    assert second == first and comp2.cached and len(backend.requests) == 2
+    cache.flush()
+    [text] = [r.text for r in [cache.get(h) for h in _cache_keys(db)]]
+    assert text == '{"brand": "A"}'
+
+
+def _cache_keys(db):
+    from sqlalchemy import select
+
+    from shelfwise.store.models import LLMCacheEntry
+
+    with db.session() as s:
+        return list(s.scalars(select(LLMCacheEntry.prompt_hash)))
+
+
+def test_a_cached_answer_that_does_not_validate_is_ignored_and_replaced():
+    backend = ScriptedBackend().enqueue('{"brand": "B"}')
+    rec, cache = MemoryRecorder(), DictCache()
+    llm = LLM("r", backend, cache=cache, recorder=rec, sleep=lambda s: None)
+    llm.structured("warm-up", Attrs, use_cache=False)  # learn the key the prompt is cached under
+    backend.enqueue('{"brand": "B"}')
+    [key] = {c.prompt_hash for c in rec.calls}
+    # an invalid answer (brand longer than its max_length) that an older version cached
+    cache.entries[key] = RawResponse(text=f'{{"brand": "{"x" * 80}"}}', input_tokens=1, output_tokens=1,
+                                     model="scripted")
+    value, comp = llm.structured("warm-up", Attrs)
+    assert value == Attrs(brand="B") and not comp.cached and len(backend.requests) == 2
+    assert cache.entries[key].text == '{"brand": "B"}'
+    assert llm.structured("warm-up", Attrs)[1].cached and len(backend.requests) == 2
+
+
+def test_async_non_retryable_failure_is_recorded_like_the_sync_one():
+    llm, backend, rec = make()
+    backend.enqueue(LLMError("refused (400)", fix="check the request"))
+    with pytest.raises(LLMError, match="refused"):
+        asyncio.run(llm.acomplete("hi"))
+    assert [(c.ok, c.error) for c in rec.calls] == [(False, "LLMError: refused (400) — fix: check the request")]
 
 
 def test_unknown_role_and_backend_list_the_valid_ones(tmp_path):

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from shelfwise.config import EmbedderConfig
-from shelfwise.errors import BackendUnavailableError, ConfigError, UnknownNameError
+from shelfwise.errors import BackendUnavailableError, ConfigError, LLMError, UnknownNameError
 from shelfwise.llm.embed import HashingEmbedder, LocalEmbedder, OpenAIEmbedder, make_embedder
+
+from .remote_stub import Reply, StubServer
 
 TITLES = ["Nike Men's Air Zoom Pegasus running shoe", "Adidas men's Ultraboost running shoes",
           "Stainless steel French press coffee maker 34 oz"]
@@ -199,3 +201,20 @@ def test_search_shares_the_embedder_when_both_settings_name_the_same_model(tmp_p
     assert apart.search_embedder.name == "bge-small-en-v1.5" and apart.embedder.name == "hashing-384"
     same.close()
     apart.close()
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(200, raw=b"this is not json"),
+    Reply(200, raw=b""),
+    Reply(200, raw=b"<html>hello</html>", content_type="text/html"),
+    Reply(200, {"object": "list"}),
+    Reply(200, {"object": "list", "data": [{"index": 0}]}),
+    Reply(200, {"object": "list", "data": [{"index": 0, "embedding": [1.0, 0.0]}]}),  # one vector for two texts
+], ids=["not-json", "empty", "html", "no-data", "no-embedding", "too-few"])
+def test_openai_embedder_malformed_200_is_an_llm_error_naming_the_endpoint(reply):
+    with StubServer() as server:
+        server.reply(reply)
+        emb = OpenAIEmbedder("m", base_url=f"{server.url}/v1")
+        with pytest.raises(LLMError, match="unreadable answer") as err:
+            emb.embed(["a", "b"])
+    assert server.url in str(err.value) and "embedder.base_url" in str(err.value)

@@ -198,3 +198,26 @@ def test_async_calls_run_concurrently_on_the_native_client(server):
         return await asyncio.gather(llm.acomplete("one"), llm.acomplete("two"))
 
     assert sorted(c.text for c in asyncio.run(both())) == ["a", "b"] and len(server.requests) == 2
+
+
+NO_MESSAGE = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop"}]}
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(200, raw=b"this is not json at all"),
+    Reply(200, raw=b""),
+    Reply(200, raw=b"<html>hello</html>", content_type="text/html"),
+    Reply(200, NO_MESSAGE),
+    Reply(200, {"choices": "x"}),
+], ids=["not-json", "empty", "html", "no-message", "choices-not-a-list"])
+def test_a_malformed_200_is_an_llm_error_recorded_and_not_retried(server, reply):
+    server.reply(reply)
+    llm, rec = make_llm(f"{server.url}/v1", max_retries=2)
+    with pytest.raises(LLMError, match="unreadable answer") as info:
+        llm.complete("hi")
+    assert server.url in str(info.value) and "OpenAI-compatible /v1" in str(info.value)
+    assert [c.ok for c in rec.calls] == [False] and len(server.requests) == 1
+    server.reply(reply)
+    with pytest.raises(LLMError, match="unreadable answer"):  # the native async path maps it the same way
+        asyncio.run(llm.acomplete("hi again"))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
-from ..errors import InputError
-from ._common import console, err_console, handle_errors, open_app, progress
+from ..errors import InputError, LLMError
+from ._common import console, err_console, fail, handle_errors, open_app, progress
 
 graph_app = typer.Typer(no_args_is_help=True, help="The intent knowledge graph (why people buy things).")
 
@@ -29,7 +30,7 @@ def _load_pairs(sw, source: str, data: Path):  # type: ignore[no-untyped-def]
     path = Path(source)
     if not path.exists():
         raise InputError(f"unknown pair source {source!r}", fix="use events, intentionqa, esci or a JSONL file path")
-    pairs, errors = pairs_from_file(path)
+    pairs, errors = pairs_from_file(path)  # a directory or a non-UTF-8 file is an InputError
     for e in errors:
         err_console.print(f"[yellow]skipped[/] {e}")
     with sw.db.session() as s:
@@ -40,22 +41,27 @@ def _load_pairs(sw, source: str, data: Path):  # type: ignore[no-untyped-def]
 def build(
     source: Annotated[str, typer.Option(help="events | intentionqa | esci | path to a pairs JSONL")] = "events",
     data: Annotated[Path, typer.Option(help="public data folder")] = Path("../shared/data"),
-    limit: Annotated[int | None, typer.Option(help="at most this many pairs (broad queries first)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many pairs (broad queries first)")] = None,
     job: Annotated[str, typer.Option(help="job name; rerun the same job to resume")] = "graph.build",
     workers: Annotated[int, typer.Option(min=1, help="generate over this many shards side by side")] = 1,
-    executor: Annotated[str, typer.Option(help="local (one process) | ray (a local or remote Ray cluster)")
-                        ] = "local",
+    executor: Annotated[Literal["local", "ray"], typer.Option(
+        help="local (one process) | ray (a local or remote Ray cluster)")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="join this Ray cluster ('auto', ray://host:10001)")
                            ] = None,
 ) -> None:
     """Generate intent knowledge from behaviour pairs and refine it into graph edges (resumable)."""
     from ..graph import BuildConfig, SamplingConfig, build_graph
 
+    try:
+        cfg = BuildConfig(job=job, sampling=SamplingConfig(max_pairs=limit), workers=workers, executor=executor,
+                          ray_address=ray_address)
+    except ValidationError as exc:  # options the CLI types cannot check (an empty --job, ...)
+        err = exc.errors()[0]
+        option = "--" + str(err["loc"][-1]).replace("_", "-") if err["loc"] else "an option"
+        raise fail(InputError(f"{option}: {err['msg']}", fix="see `shelfwise graph build --help`"), 2) from None
     sw = open_app()
     with handle_errors():
         pairs, products = _load_pairs(sw, source, data)
-        cfg = BuildConfig(job=job, sampling=SamplingConfig(max_pairs=limit), workers=workers, executor=executor,
-                          ray_address=ray_address)
         with progress() as bar:
             task = bar.add_task("generate", total=min(len(pairs), limit or len(pairs)))
             report = build_graph(sw, pairs, products, cfg, on_pair=lambda _p: bar.advance(task), source=source)
@@ -73,6 +79,10 @@ def build(
     console.print(table)
     console.print(f"{report.edges_added} edges added; relation proposals: {report.relation_proposals or 'none'}")
     sw.close()
+    if g["pairs_failed"] and not g["pairs_done"] and not g["pairs_skipped"]:
+        raise fail(LLMError(f"generation failed for all {g['pairs_failed']} pairs (errors above)",
+                            fix="check the graph.generator role (`shelfwise llm ping graph.generator`), then "
+                            "rerun the same --job: failed pairs are retried"))
 
 
 def edges_table(edges: list[dict], title: str = "intent edges") -> Table:
@@ -254,8 +264,9 @@ def recommend(session_file: Annotated[Path, typer.Argument(help="JSON {product_i
     with handle_errors():
         if not session_file.exists():
             raise InputError(f"{session_file} not found", fix="pass an existing session file")
+        # a directory or a non-UTF-8 file is an InputError from read_session
         out = recommend_fn(sw.db, register_graph(sw), read_session(session_file), k)
-    console.print("inferred intents: " + ", ".join(f"{i} ({s:.2f})" for i, s in out["intents"]) or "none")
+    console.print("inferred intents: " + (", ".join(f"{i} ({s:.2f})" for i, s in out["intents"]) or "none"))
     table = Table("product", "score", "because")
     for r in out["recommendations"]:
         table.add_row(r["product_id"], f"{r['score']:.2f}", r["because"])

@@ -14,9 +14,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from itertools import combinations
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ __all__ = [
     "pairs_from_events",
     "pairs_from_file",
     "product_type_of",
+    "read_text",
     "split_pairs",
 ]
 
@@ -57,6 +58,14 @@ class BehaviourPair(BaseModel):
     query: str | None = None
     count: int = Field(1, ge=1)  # purchases (search_buy) or sessions with both (co_buy)
     impressions: int = Field(0, ge=0)  # times the product was shown for the query (0 = unknown)
+
+    @field_validator("product_ids", mode="before")
+    @classmethod
+    def _ids_as_text(cls, v: Any) -> Any:
+        # numeric ids (SKU numbers exported from a spreadsheet) are ids, as in listings (store.catalog)
+        if isinstance(v, list | tuple):
+            return [str(i) if isinstance(i, int) and not isinstance(i, bool) else i for i in v]
+        return v
 
     @property
     def key(self) -> str:
@@ -127,20 +136,49 @@ def pairs_from_events(session: Session, *, since_id: int = 0) -> list[BehaviourP
     return pairs
 
 
+def read_text(path: Path | str, what: str) -> str:
+    """A user-named file as text: UTF-8 (a byte-order mark dropped), or an ``InputError`` that says why not."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a {what}", fix=f"pass the path of the {what} itself") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", fix=f"check the path of the {what}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path} is not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); nothing was read",
+                         fix="re-save the file as UTF-8") from None
+
+
 def pairs_from_file(path: Path | str) -> tuple[list[BehaviourPair], list[RowError]]:
     """JSONL, one pair per line: {"kind", "product_ids", "query"?, "count"?, "impressions"?}. Bad rows are
-    reported with their line number; good rows are kept."""
+    reported with their line number and field; good rows are kept."""
     pairs, errors = [], []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends, which splitlines breaks on
+    for n, line in enumerate(read_text(path, "pairs file").split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            pair = BehaviourPair.model_validate(json.loads(line))
-            if pair.kind == "search_buy" and not (pair.query or "").strip():
-                raise ValueError("a search_buy pair needs a non-empty query")
-            pairs.append(pair)
-        except (json.JSONDecodeError, ValidationError, ValueError) as exc:
-            errors.append(RowError(str(path), n, str(exc).splitlines()[0]))
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(RowError(str(path), n, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if not isinstance(data, dict):
+            errors.append(RowError(str(path), n, f"expected a JSON object, got {type(data).__name__}"))
+            continue
+        try:
+            pair = BehaviourPair.model_validate(data)
+        except ValidationError as exc:
+            errors.append(RowError(str(path), n, "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors()[:3])))
+            continue
+        if pair.kind == "search_buy" and not (pair.query or "").strip():
+            errors.append(RowError(str(path), n, "query: a search_buy pair needs a non-empty query"))
+            continue
+        pairs.append(pair)
     return pairs, errors
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..errors import InputError
 from ..store.db import Database
 from ..store.models import ExtractedValue
-from .behaviour import catalog_products
+from .behaviour import catalog_products, read_text
 from .serving import compute_expansion
 from .store import GraphStore
 
@@ -94,7 +94,7 @@ class SessionInput(BaseModel):
 
 def read_session(path: Path | str) -> SessionInput:
     """A session file: JSON {"product_ids": [...], "queries": [...]}, or JSONL events with product_id/query."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path, "session file")
     try:
         if text.lstrip().startswith("{") and "\n{" not in text.strip():
             return SessionInput.model_validate(json.loads(text))

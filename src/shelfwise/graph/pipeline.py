@@ -75,7 +75,7 @@ def build_graph(sw: Any, pairs: list[BehaviourPair], products: dict[str, Product
     cfg = config or BuildConfig()
     if not pairs:
         raise InputError("no behaviour pairs to build from",
-                         fix="log purchase events with a query, or pass --pairs FILE / --source intentionqa")
+                         fix="log purchase events with a query, or pass --source FILE (a pairs JSONL) / --source intentionqa")
     usable, unknown = check_known_products(pairs, products)
     sampled = sample_pairs(usable, products, cfg.sampling)
     with sw.db.session() as s:

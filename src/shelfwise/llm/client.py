@@ -176,18 +176,34 @@ class LLM:
         use_cache: bool = True,
     ) -> tuple[T, Completion]:
         """Ask for JSON matching ``schema``: validate, repair, then retry with the error shown to the model,
-        then raise ``StructuredOutputError`` naming the model and prompt."""
+        then raise ``StructuredOutputError`` naming the model and prompt.
+
+        Only an answer that validated is cached, under the key of the *original* request (a corrected
+        answer from a retry included), so an identical later call is served from the cache; a cached entry
+        that does not validate (written before this rule) is ignored, not replayed."""
         msgs = self._messages(messages)
         json_schema = _schema_of(schema)
+        first = self._request(msgs, json_schema, max_tokens, None, ())
+        key = prompt_hash(self.model, first)
+        cache = self.cache if use_cache else None
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            value, problem = self._validate(hit.text, schema)
+            if value is not None:
+                return value, self._hit(key, prompt_id, hit)
+            log.info("ignoring a cached answer of %s (%s) that does not validate: %s", self.model, prompt_id,
+                     problem)
         last_problem, last_text = "", ""
         for attempt in range(self.config.max_retries + 1):
-            completion = self.complete(
-                msgs, prompt_id=prompt_id, json_schema=json_schema, max_tokens=max_tokens,
-                use_cache=use_cache and attempt == 0,
-            )
+            request = first if attempt == 0 else self._request(msgs, json_schema, max_tokens, None, ())
+            completion = self._run(request, prompt_id, use_cache=False)
             value, problem = self._validate(completion.text, schema)
             if value is not None:
                 completion.attempts = attempt + 1
+                if cache is not None:
+                    cache.put(key, self.model, RawResponse(
+                        text=completion.text, input_tokens=completion.input_tokens,
+                        output_tokens=completion.output_tokens, model=completion.model))
                 return value, completion
             last_problem, last_text = problem, completion.text
             log.info("invalid structured output from %s (%s), attempt %d: %s", self.model, prompt_id,
@@ -242,19 +258,22 @@ class LLM:
         c = self.config
         return (raw.input_tokens * c.price_in_per_mtok + raw.output_tokens * c.price_out_per_mtok) / 1e6
 
-    def _cached(self, request: ChatRequest, use_cache: bool) -> tuple[str, Completion | None]:
+    def _hit(self, h: str, prompt_id: str, hit: RawResponse) -> Completion:
+        comp = Completion(text=hit.text, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens,
+                          latency_ms=0.0, cost_usd=0.0, model=self.model, cached=True)
+        self._record(h, comp, prompt_id, ok=True)
+        return comp
+
+    def _cached(self, request: ChatRequest, prompt_id: str, use_cache: bool) -> tuple[str, Completion | None]:
         h = prompt_hash(self.model, request)
         if use_cache and self.cache is not None:
             hit = self.cache.get(h)
             if hit is not None:
-                comp = Completion(text=hit.text, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens,
-                                  latency_ms=0.0, cost_usd=0.0, model=self.model, cached=True)
-                self._record(h, comp, "", ok=True)
-                return h, comp
+                return h, self._hit(h, prompt_id, hit)
         return h, None
 
     def _run(self, request: ChatRequest, prompt_id: str, use_cache: bool) -> Completion:
-        h, hit = self._cached(request, use_cache)
+        h, hit = self._cached(request, prompt_id, use_cache)
         if hit is not None:
             return hit
         attempts = self.config.max_retries + 1
@@ -276,7 +295,7 @@ class LLM:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _arun(self, request: ChatRequest, prompt_id: str, use_cache: bool) -> Completion:
-        h, hit = self._cached(request, use_cache)
+        h, hit = self._cached(request, prompt_id, use_cache)
         if hit is not None:
             return hit
         attempts = self.config.max_retries + 1
@@ -295,6 +314,9 @@ class LLM:
                 self._fail(h, prompt_id, exc, start)
                 if attempt + 1 >= attempts:
                     raise self._final_error(exc) from exc
+            except LLMError as exc:  # not retryable (a refused request): recorded like the sync path does
+                self._fail(h, prompt_id, exc, start)
+                raise
             else:
                 return self._finish(h, prompt_id, request, raw, start, use_cache, attempt + 1)
             await asyncio.sleep(min(8.0, 0.25 * 2**attempt) * (0.5 + random.random()))

@@ -43,6 +43,7 @@ from ..config import EmbedderConfig
 from ..errors import (
     BackendUnavailableError,
     ConfigError,
+    LLMError,
     LLMTimeoutError,
     ModelIntegrityError,
     UnknownNameError,
@@ -327,13 +328,30 @@ class OpenAIEmbedder(Embedder):
             raise BackendUnavailableError(
                 f"embedding endpoint {self.base_url} answered HTTP {exc.status_code} for model {self.name!r}",
                 fix="check embedder.model and embedder.api_key") from exc
-        rows = sorted(response.data, key=lambda d: d.index)
-        # llama-cpp-python's server answers with one vector per *token* for models without a pooling layer
-        # (causal LMs such as the embedded Qwen); mean-pool those so every server yields one row per text.
-        vectors = np.stack([_pooled(r.embedding) for r in rows])
+        except (AttributeError, TypeError, ValueError) as exc:
+            # a 200 that is not JSON, or not an object (the SDK's parser reads ``.data`` of whatever came)
+            raise self._unreadable(exc) from exc
+        try:
+            rows = sorted(response.data, key=lambda d: d.index)
+            # llama-cpp-python's server answers with one vector per *token* for models without a pooling
+            # layer (causal LMs such as the embedded Qwen); mean-pool those so every server yields one row
+            # per text.
+            vectors = np.stack([_pooled(r.embedding) for r in rows])
+        except (AttributeError, TypeError, ValueError) as exc:  # the SDK does not validate what it parsed
+            raise self._unreadable(exc) from exc
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise self._unreadable(f"{len(vectors)} vectors of shape {vectors.shape[1:]} for {len(texts)} texts")
         if self._dim is None:
             self._dim = vectors.shape[1]
         return vectors
+
+    def _unreadable(self, detail: object) -> LLMError:
+        # not retried: an endpoint that answers 200 with something else than embeddings is usually not an
+        # OpenAI-compatible /v1 API (a web page, a proxy) or not serving an embedding model
+        return LLMError(f"embedding endpoint {self.base_url} (model {self.name!r}) sent an unreadable answer: "
+                        f"{str(detail)[:300]}",
+                        fix="check that embedder.base_url points at an OpenAI-compatible /v1 API that serves "
+                        "embeddings for embedder.model")
 
 
 def make_embedder(config: EmbedderConfig) -> Embedder:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..config import RoleConfig, Settings
-from ..errors import UnknownNameError
+from ..config import RoleConfig, Settings, unknown_role
 from .backends import backend_class
 from .base import Backend
 from .client import LLM, Recorder, ResponseCache
@@ -43,7 +42,7 @@ class LLMRegistry:
         if role in self._overrides:
             return self._overrides[role]
         if role not in self.settings.roles:
-            raise UnknownNameError("role", role, self.roles)
+            raise unknown_role(role, self.roles)
         cfg = self.settings.roles[role]
         key = (cfg.backend, cfg.model, cfg.base_url, cfg.region)
         with self._lock:

@@ -17,6 +17,7 @@ __all__ = [
     "rejected",
     "schema_instruction",
     "schema_name",
+    "short",
     "split_system",
     "timed_out",
     "tool_schema",
@@ -114,7 +115,7 @@ def timed_out(backend: str, url: str, model: str, timeout_s: float) -> LLMTimeou
 def overloaded(backend: str, url: str, model: str, status: int | str, detail: object) -> BackendUnavailableError:
     """429 / 5xx / throttling: transient, so a ``BackendUnavailableError`` the client retries with backoff."""
     return BackendUnavailableError(
-        f"{backend} endpoint {url} (model {model!r}) answered {status}: {_short(detail)}",
+        f"{backend} endpoint {url} (model {model!r}) answered {status}: {short(detail)}",
         fix="retry later, lower roles.<role>.concurrency, or raise the provider's rate limit",
     )
 
@@ -128,9 +129,9 @@ def rejected(backend: str, url: str, model: str, status: int | str, detail: obje
     else:
         fix = "check the role's model and options; the endpoint refused the request as sent"
     return LLMError(f"{backend} endpoint {url} (model {model!r}) refused the request ({status}): "
-                    f"{_short(detail)}", fix=fix)
+                    f"{short(detail)}", fix=fix)
 
 
-def _short(detail: object, limit: int = 300) -> str:
+def short(detail: object, limit: int = 300) -> str:
     text = str(detail).replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "…"

@@ -27,7 +27,7 @@ import openai
 from ...config import RoleConfig
 from ...errors import LLMError
 from ..base import Backend, ChatRequest, Message, RawResponse
-from ._remote import overloaded, rejected, schema_name, timed_out, unavailable, with_schema_in_system
+from ._remote import overloaded, rejected, schema_name, short, timed_out, unavailable, with_schema_in_system
 
 __all__ = ["MODES", "OpenAIBackend"]
 
@@ -90,6 +90,8 @@ class OpenAIBackend(Backend):
             except openai.APIError as exc:
                 self._after_error(exc, request, index)
                 continue
+            except ValueError as exc:  # a 200 whose body is not JSON (empty, a proxy's page)
+                raise self._unreadable(f"the body is not JSON ({exc})") from exc
             return self._parse(response, request)
 
     async def aexecute(self, request: ChatRequest) -> RawResponse:
@@ -101,6 +103,8 @@ class OpenAIBackend(Backend):
             except openai.APIError as exc:
                 self._after_error(exc, request, index)
                 continue
+            except ValueError as exc:  # a 200 whose body is not JSON (empty, a proxy's page)
+                raise self._unreadable(f"the body is not JSON ({exc})") from exc
             return self._parse(response, request)
 
     def close(self) -> None:
@@ -166,8 +170,13 @@ class OpenAIBackend(Backend):
             if status == 429 or status >= 500:
                 raise overloaded(self.name, url, self.model, status, exc.message) from exc
             raise rejected(self.name, url, self.model, status, exc.message) from exc
-        raise LLMError(f"{self.name} endpoint {url} (model {self.model!r}) sent an unreadable answer: {exc}",
-                       fix="check that base_url points at an OpenAI-compatible /v1 API") from exc
+        raise self._unreadable(exc) from exc
+
+    def _unreadable(self, detail: object) -> LLMError:
+        # not retried: a server that answers 200 with something other than a chat completion is usually not
+        # an OpenAI-compatible /v1 API at all (a web page, a proxy), and asking again gives the same
+        return LLMError(f"{self.name} endpoint {self.url} (model {self.model!r}) sent an unreadable answer: "
+                        f"{short(detail)}", fix="check that base_url points at an OpenAI-compatible /v1 API")
 
     def _adapt_parameters(self, exc: openai.APIStatusError) -> bool:
         text = f"{exc.message} {exc.body}"
@@ -182,21 +191,30 @@ class OpenAIBackend(Backend):
         return True
 
     def _parse(self, response: Any, request: ChatRequest) -> RawResponse:
-        if not getattr(response, "choices", None):
-            raise LLMError(f"{self.name} endpoint {self.url} (model {self.model!r}) returned no choices",
-                           fix="check that base_url points at an OpenAI-compatible /v1 API")
-        choice = response.choices[0]
-        text = choice.message.content or ""
+        # the SDK does not validate what it parses: a text/html 200 arrives as a str, a body without
+        # "choices" or "message" as a ChatCompletion whose fields are None
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise self._unreadable("no choices in the reply")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        if not hasattr(message, "content"):
+            raise self._unreadable("the first choice has no message")
+        text = message.content or ""
+        if not isinstance(text, str):
+            raise self._unreadable("the message content is not text")
         usage = getattr(response, "usage", None)
+        tokens_in, tokens_out = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
         extra: dict[str, Any] = {"mode": self.mode if request.json_schema is not None else "text"}
-        if usage is not None and usage.prompt_tokens is not None:
-            tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens or 0
+        if isinstance(tokens_in, int):
+            tokens_out = tokens_out if isinstance(tokens_out, int) else 0
         else:  # some servers omit usage; estimate rather than record zero, and say so
             tokens_in = sum(self.count_tokens(m.content) for m in request.messages)
             tokens_out = self.count_tokens(text)
             extra["usage_estimated"] = True
         return RawResponse(text=text, input_tokens=tokens_in, output_tokens=tokens_out,
-                           model=response.model or self.model, finish_reason=choice.finish_reason, extra=extra)
+                           model=getattr(response, "model", None) or self.model,
+                           finish_reason=getattr(choice, "finish_reason", None), extra=extra)
 
 
 def _refuses_format(exc: openai.APIStatusError) -> bool:
