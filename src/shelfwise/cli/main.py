@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import get_settings
 from ..errors import ShelfwiseError
 from ..llm import Message
 from ..observability import configure_logging, trace
-from ..store import Catalog, read_listings
+from ..store import Catalog, IngestReport, read_listings
+from ..store.listing_files import load_schemas
 from ._common import console, err_console, fail, feedback_app, handle_errors, open_app, progress
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -50,46 +52,61 @@ def init() -> None:
     sw.close()
 
 
+CHUNK_ROWS = 500  # rows per transaction: a killed or failed ingest keeps every chunk before it
+
+
 @app.command()
 def ingest(
     file: Annotated[Path, typer.Argument(help="listings as JSONL or CSV", exists=True, dir_okay=False)],
     schemas: Annotated[Path | None, typer.Option(help="attribute schemas (JSON list) to load too")] = None,
 ) -> None:
     """Ingest listings. Bad rows are reported with their line number and skipped; re-ingesting is idempotent."""
-    sw = open_app()
-    with trace(), handle_errors():
+    with trace(), handle_errors():  # both files are read and checked before the database is touched
+        loaded = load_schemas(schemas) if schemas is not None else []
         rows = list(read_listings(file))
-        with progress() as bar, sw.db.session() as s:
-            task = bar.add_task(f"ingest {file.name}", total=len(rows))
-            catalog = Catalog(s)
-            report = None
-            for chunk_start in range(0, len(rows), 500):
-                chunk = rows[chunk_start : chunk_start + 500]
-                part = catalog.ingest(chunk, source=file.name)
-                if report is None:
-                    report = part
-                else:
-                    report.added += part.added
-                    report.updated += part.updated
-                    report.unchanged += part.unchanged
-                    report.errors.extend(part.errors)
-                bar.advance(task, len(chunk))
-            if schemas is not None:
-                from ..store import AttributeSchema
-
-                for item in json.loads(schemas.read_text()):
-                    catalog.put_schema(AttributeSchema.model_validate(item))
-    assert report is not None or not rows
-    if report is None:
+    sw = open_app()
+    report = IngestReport(source=file.name)
+    saved = 0
+    try:
+        with trace(), handle_errors():
+            if loaded:
+                with sw.db.write_session() as s:
+                    for schema in loaded:
+                        Catalog(s).put_schema(schema)
+            with progress() as bar:
+                task = bar.add_task(f"ingest {file.name}", total=len(rows))
+                for saved in range(0, len(rows), CHUNK_ROWS):
+                    chunk = rows[saved : saved + CHUNK_ROWS]
+                    with sw.db.write_session() as s:
+                        Catalog(s).ingest(chunk, source=file.name, report=report)
+                    bar.advance(task, len(chunk))
+                saved = len(rows)
+    except typer.Exit:
+        if saved < len(rows):
+            err_console.print(f"{saved} of {len(rows)} rows were saved; re-running the ingest resumes "
+                              "(unchanged rows are skipped)")
+        raise
+    finally:
+        sw.close()
+    _print_report(file.name, report, loaded)
+    if not rows:
         console.print("no rows")
-        return
-    for error in report.errors:
-        err_console.print(f"[yellow]skipped[/] {error}")
-    console.print(f"{file.name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-                  f"{len(report.errors)} rejected")
-    sw.close()
-    if report.errors and not (report.added or report.updated or report.unchanged):
+    elif report.errors and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
+
+
+def _print_report(name: str, report: IngestReport, schemas: list) -> None:
+    for error in report.errors:
+        err_console.print(f"[yellow]skipped[/] {escape(str(error))}")
+    if report.duplicates:
+        n = len(report.duplicates)
+        first = ", ".join(report.duplicates[:5]) + (", ..." if n > 5 else "")
+        err_console.print(f"[yellow]warning:[/] {n} id{' appears' if n == 1 else 's appear'} more than once in "
+                          f"{escape(name)} (the last row of each wins): {escape(first)}")
+    if schemas:
+        console.print(f"{len(schemas)} schemas loaded")
+    console.print(f"{escape(name)}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+                  f"{len(report.errors)} rejected")
 
 
 @config_app.command("show")

@@ -3,25 +3,21 @@ a changed listing bumps its version and logs ``listing_updated``."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ..errors import InputError, NotFoundError, RowError
+from ..errors import NotFoundError, RowError
 from .events import EventLog, ListingIngested, ListingUpdated
 from .models import CategorySchema, Product
 
-__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "in_category", "read_listings",
-           "under_category", "validate_row"]
+__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "in_category", "under_category"]
 
 MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
 MAX_PATH_CHARS = 512  # the column's width (PostgreSQL enforces it)
@@ -133,50 +129,12 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # ids met more than once (the last row won)
+    _seen: set[str] = field(default_factory=set, repr=False)
 
     @property
     def total(self) -> int:
         return self.added + self.updated + self.unchanged + len(self.errors)
-
-
-def read_listings(path: Path | str, text: str | None = None) -> Iterator[tuple[int, Listing | RowError]]:
-    """Yield (line number, listing or the row's error) from a JSONL or CSV file; never stops on a bad row."""
-    path = Path(path)
-    source = path.name
-    if text is None:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}", fix="check the path") from exc
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        for row in reader:
-            line = reader.line_num
-            clean = {k: v for k, v in row.items() if k and v not in (None, "")}
-            yield line, validate_row(source, line, clean)
-        return
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            yield line, RowError(source, line, f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(data, dict):
-            yield line, RowError(source, line, f"expected a JSON object, got {type(data).__name__}")
-            continue
-        yield line, validate_row(source, line, data)
-
-
-def validate_row(source: str, line: int, data: dict[str, Any]) -> Listing | RowError:
-    """One row of input as a listing, or the row's error (never raises)."""
-    try:
-        return Listing.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(map(str, err["loc"])) or "row"
-        return RowError(source, line, f"{where}: {err['msg']}")
 
 
 class Catalog:
@@ -210,12 +168,17 @@ class Catalog:
                                           version=product.version))
         return "updated"
 
-    def ingest(self, rows: Iterable[tuple[int, Listing | RowError]], *, source: str = "") -> IngestReport:
-        report = IngestReport(source=source)
+    def ingest(self, rows: Iterable[tuple[int, Listing | RowError]], *, source: str = "",
+               report: IngestReport | None = None) -> IngestReport:
+        """Upsert the rows, counting into ``report`` (a new one by default; pass one to go on over batches)."""
+        report = report or IngestReport(source=source)
         for _line, item in rows:
             if isinstance(item, RowError):
                 report.errors.append(item)
                 continue
+            if item.id in report._seen and item.id not in report.duplicates:
+                report.duplicates.append(item.id)
+            report._seen.add(item.id)
             outcome = self.upsert(item, source=source)
             setattr(report, outcome, getattr(report, outcome) + 1)
         return report

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from ...store import Catalog
-from ...store.catalog import validate_row
+from ...store.listing_files import validate_row
 from ...store.models import ExtractedValue
 from ..deps import AppDep, Reader, Writer
 
