@@ -7,7 +7,8 @@
     │   ├── MigrationError              the schema is behind or ahead of the code
     │   └── NotFoundError               a product, learning, decision ... id that is not stored
     ├── InputError                      bad user or seller data (a listing row, a query, a feedback event)
-    │   └── RowError                    one bad row of an input file, with its line number
+    │   ├── RowError                    one bad row of an input file, with its line number
+    │   └── ConflictError               valid, but clashes with what is stored (already resolved, key reused)
     ├── LLMError                        anything that went wrong talking to a model
     │   ├── BackendUnavailableError     the endpoint or model cannot be reached or loaded
     │   ├── LLMTimeoutError             a call took longer than its timeout (after retries)
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailableError",
     "ConfigError",
+    "ConflictError",
     "IndexStateError",
     "InputError",
     "LLMError",
@@ -77,6 +79,11 @@ class NotFoundError(StoreError):
 
 class InputError(ShelfwiseError):
     pass
+
+
+class ConflictError(InputError):
+    """The request is valid but clashes with what is stored: an idempotency key reused for another event, a
+    review item already resolved, a learning already in the target state or changed concurrently (HTTP 409)."""
 
 
 class RowError(InputError):

@@ -52,3 +52,17 @@ def test_an_overlong_reviewer_name_is_refused_with_a_fix_and_nothing_is_stored(q
         assert [i.id for i in queue.list()] == [item.id], "the item is still open"
         done = queue.resolve(item.id, "Brewhaus", actor=" ana\n")
         assert done.resolved_by == "ana"
+
+
+def test_a_second_resolution_is_a_conflict_and_changes_nothing(queued):
+    from shelfwise.errors import ConflictError
+
+    with queued.db.session() as s:
+        queue = ReviewQueue(s, KnowledgeBase(s))
+        [item] = queue.list()
+        queue.resolve(item.id, "Brewhaus", actor="ana")
+    with queued.db.session() as s, pytest.raises(ConflictError, match="already resolved"):
+        ReviewQueue(s, KnowledgeBase(s)).resolve(item.id, "Other", actor="bo")
+    with queued.db.session() as s:
+        rows = s.query(ExtractedValue).filter_by(product_id="c1", attribute="Brand", status="human").all()
+        assert [r.value for r in rows] == ["Brewhaus"]

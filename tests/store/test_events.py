@@ -73,3 +73,21 @@ def test_append_many_keeps_order_ids_and_types(any_db):
     assert [e.id for e in read] == ids and [e.event.product_id for e in read][:3] == ["p1", "p2", "p3"]
     with any_db.session() as s, pytest.raises(InputError):
         EventLog(s).append_many([Purchase.model_construct(type="teleport", product_id="x")])
+
+
+def test_text_that_cannot_be_read_back_is_refused_and_nothing_is_stored(any_db):
+    from shelfwise.errors import ConflictError
+
+    with any_db.session() as s:
+        log = EventLog(s)
+        for bad in ("nul \x00 here", "lone \ud800 surrogate"):
+            with pytest.raises(InputError, match="fix: send valid UTF-8"):
+                log.append(SellerAppeal(product_id="p1", message=bad))
+            with pytest.raises(InputError, match="message"):
+                parse_event({"type": "seller_appeal", "product_id": "p1", "message": bad})
+        first = log.append(Purchase(product_id="p1", query="q"), idempotency_key="order-1")
+        with pytest.raises(ConflictError, match="different event"):
+            log.append(Purchase(product_id="p2", query="q"), idempotency_key="order-1")
+        with pytest.raises(InputError, match="idempotency key"):
+            log.append(Purchase(product_id="p1", query="q"), idempotency_key="k" * 201)
+        assert [e.id for e in log.read()] == [first]

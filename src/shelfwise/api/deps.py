@@ -6,7 +6,8 @@ import hmac
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader
 
 from ..app import Shelfwise
 
@@ -20,13 +21,16 @@ def get_app(request: Request) -> Shelfwise:
 
 
 AppDep = Annotated[Shelfwise, Depends(get_app)]
+# Declares the X-API-Key scheme in OpenAPI (the "Authorize" button at /docs); the check itself is ``require``.
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="an API key from [[api_keys]] in shelfwise.toml; its role decides access")
 
 
 def require(minimum: str) -> Callable[..., str]:
     """A dependency that admits callers whose key grants at least ``minimum``. With no keys configured the
     API is open (a laptop default) and every caller counts as admin."""
 
-    def check(sw: AppDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    def check(sw: AppDep, x_api_key: Annotated[str | None, Depends(api_key_header)] = None) -> str:
         keys = sw.settings.api_keys
         if not keys:
             return "admin"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..errors import InputError, NotFoundError
+from ..errors import ConflictError, InputError, NotFoundError
 from ..store.catalog import Listing
 from ..store.models import Product, utcnow
 from .agreement import AttributeDecision
@@ -83,9 +83,18 @@ class ReviewQueue:
         if item is None:
             raise NotFoundError("review item", item_id, fix="list open items with `shelfwise review list`")
         if item.status != "open":
-            raise InputError(f"review item {item_id} is already resolved (value {item.resolution!r})",
-                             fix="list open items with `shelfwise review list`")
+            raise _already_resolved(item_id, item.resolution, item.resolved_by)
         actor = _actor(actor)
+        # Claim the item before writing anything: only one of two concurrent resolutions matches status 'open'
+        # (PostgreSQL re-checks the row after the other commits; SQLite writers are serialised), so exactly one
+        # answer becomes the label and the other is a conflict; the claim rolls back with the transaction.
+        claimed = self.session.execute(
+            update(ReviewItem).where(ReviewItem.id == item_id, ReviewItem.status == "open")
+            .values(status="resolved", resolved_by=actor, resolved_at=utcnow())
+            .execution_options(synchronize_session=False)).rowcount
+        if claimed != 1:
+            self.session.refresh(item)
+            raise _already_resolved(item_id, item.resolution, item.resolved_by)
         value = (value or "").strip() or None  # a blank answer means "the listing does not state it": NULL
         store_value(self.session, item.product_id, item.attribute, value, status="human", model=f"human:{actor}",
                     prompt_version="review", learning_ids=[], batch_id=item.batch_id, confidence=1.0)
@@ -100,6 +109,13 @@ class ReviewQueue:
         item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", value, actor, utcnow()
         self.session.flush()
         return ReviewView.model_validate(item)
+
+
+def _already_resolved(item_id: int, resolution: str | None, by: str | None) -> ConflictError:
+    return ConflictError(f"review item {item_id} is already resolved (value {resolution!r}"
+                         f"{f' by {by}' if by else ''})",
+                         fix="list open items with `shelfwise review list`; to change a settled value, "
+                         "correct the learning or the product instead")
 
 
 def _actor(actor: str) -> str:

@@ -17,11 +17,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..errors import InputError
+from ..errors import ConflictError, InputError
 from .models import EventRow, utcnow
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_IDEMPOTENCY_KEY",
     "AddToCart",
     "AnyEvent",
     "Click",
@@ -39,7 +40,52 @@ __all__ = [
     "SellerAppeal",
     "StoredEvent",
     "SupervisorRuling",
+    "find_bad_text",
+    "text_problem",
 ]
+
+MAX_IDEMPOTENCY_KEY = 200  # = EventRow.idempotency_key's column width
+MAX_TRACE_ID = 64  # = EventRow.trace_id's column width
+_TEXT_FIX = "send valid UTF-8 text without NUL characters (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unstorable as text (a NUL, which PostgreSQL refuses, or an unpaired surrogate, which
+    UTF-8 cannot carry), or None."""
+    if "\x00" in value:
+        return "a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"an unpaired surrogate ({value[exc.start]!r} at position {exc.start})"
+    return None
+
+
+def find_bad_text(value: Any, where: str = "") -> tuple[str, str] | None:
+    """The first string (key or value, at any depth) in ``value`` that ``text_problem`` refuses: (where, what)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return (where or "value", problem) if problem else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            name = f"{where}.{k}" if where else str(k)
+            found = find_bad_text(k, name) or find_bad_text(v, name)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = find_bad_text(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _refuse_bad_text(value: Any, what: str) -> None:
+    found = find_bad_text(value)
+    if found:
+        where, problem = found
+        where = where.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InputError(f"{what} field {where!r} contains {problem}", fix=_TEXT_FIX)
 
 
 class Event(BaseModel):
@@ -180,6 +226,8 @@ class StoredEvent(BaseModel):
 
 
 def parse_event(data: dict[str, Any]) -> Event:
+    """An event from untrusted input (the API, a file): typed and checked, text included."""
+    _refuse_bad_text(data, "event")
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -196,22 +244,26 @@ class EventLog:
         self.session = session
 
     def append(self, event: Event, *, idempotency_key: str | None = None, trace_id: str | None = None) -> int:
-        """Append one event and return its id. With an idempotency key, a repeat returns the first id."""
+        """Append one event and return its id. With an idempotency key, a repeat of the same event returns the
+        first id; the key reused for a different event is a ``ConflictError``. Text that cannot be stored and
+        read back (NUL, unpaired surrogates) is refused before anything is written."""
         from ..observability import EVENTS_APPENDED, current_trace_id
 
         if event.type not in EVENT_TYPES:
             raise InputError(f"unknown event type {event.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
-        if idempotency_key is not None:
-            existing = self.session.scalar(select(EventRow.id).where(EventRow.idempotency_key == idempotency_key))
-            if existing is not None:
-                return existing
         payload = event.model_dump(mode="json", exclude={"type", "product_id"})
+        _refuse_bad_text({"product_id": event.product_id, **payload}, f"{event.type} event")
+        if idempotency_key is not None:
+            _check_key(idempotency_key)
+            existing = self._by_key(idempotency_key)
+            if existing is not None:
+                return _same_event(existing, event, payload, idempotency_key)
         row = EventRow(
             type=event.type,
             product_id=event.product_id,
             payload=payload,
             idempotency_key=idempotency_key,
-            trace_id=trace_id or current_trace_id(),
+            trace_id=(trace_id or current_trace_id() or "")[:MAX_TRACE_ID] or None,
         )
         EVENTS_APPENDED.labels(event.type).inc()
         if idempotency_key is None:
@@ -222,8 +274,15 @@ class EventLog:
             with self.session.begin_nested():
                 self.session.add(row)
         except IntegrityError:  # a concurrent writer won the race; the event is already logged
-            return self.session.scalar(select(EventRow.id).where(EventRow.idempotency_key == idempotency_key))
+            existing = self._by_key(idempotency_key)
+            if existing is None:
+                raise
+            return _same_event(existing, event, payload, idempotency_key)
         return row.id
+
+    def _by_key(self, idempotency_key: str) -> Any:
+        return self.session.execute(select(EventRow.id, EventRow.type, EventRow.product_id, EventRow.payload)
+                                    .where(EventRow.idempotency_key == idempotency_key)).first()
 
     def append_many(self, events: Sequence[Event]) -> list[int]:
         """Append events in order with one multi-row insert per 400 and return their ids in the same order.
@@ -275,3 +334,19 @@ class EventLog:
         if type:
             stmt = stmt.where(EventRow.type == type)
         return int(self.session.scalar(stmt) or 0)
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InputError(f"idempotency key of {len(key)} characters" if key else "empty idempotency key",
+                         fix=f"use a key of 1-{MAX_IDEMPOTENCY_KEY} characters, e.g. your order or session id")
+    _refuse_bad_text(key, "idempotency key")
+
+
+def _same_event(existing: Any, event: Event, payload: dict[str, Any], key: str) -> int:
+    """The stored event's id if it is the one being appended again, else a ``ConflictError``."""
+    if (existing.type, existing.product_id, existing.payload) != (event.type, event.product_id, payload):
+        raise ConflictError(f"idempotency key {key!r} was already used for a different event (id {existing.id}, "
+                            f"{existing.type} on {existing.product_id!r})",
+                            fix="use a new key for a new event; resend exactly the same event to repeat it safely")
+    return int(existing.id)

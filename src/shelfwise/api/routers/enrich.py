@@ -2,72 +2,86 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from ..deps import AppDep, Expert, Reader, Writer
+from ..text import MAX_DB_INT, Name, Text
 
 router = APIRouter(tags=["enrich"])
+MAX_LIMIT = 1000  # items a page
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most this many (1-{MAX_LIMIT})")]
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT, description="skip this many first")]
+ItemId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+ProductId = Annotated[Name, Field(max_length=128)]
 
 
 class Resolution(BaseModel):
-    value: str | None = Field(description="the correct value; null when the listing does not state it")
+    value: Text | None = Field(max_length=2000,
+                               description="the correct value; null when the listing does not state it")
     learn: bool = Field(True, description="also write a learning where the value generalises")
 
 
 class Appeal(BaseModel):
-    product_id: str
-    message: str = Field(description="the seller's message; stored as untrusted data, never as instructions")
-    attribute: str | None = None
-    claimed_value: str | None = None
-    seller_id: str | None = None
+    product_id: ProductId
+    message: Text = Field(description="the seller's message; stored as untrusted data, never as instructions")
+    attribute: Text | None = Field(None, max_length=128)
+    claimed_value: Text | None = None
+    seller_id: Text | None = Field(None, max_length=128)
 
 
 class Return(BaseModel):
-    product_id: str
-    reason: str = Field(description="the customer's reason; untrusted data")
-    customer_id: str | None = None
-    query: str | None = None
+    product_id: ProductId
+    reason: Text = Field(description="the customer's reason; untrusted data")
+    customer_id: Text | None = Field(None, max_length=128)
+    query: Text | None = Field(None, max_length=2000)
 
 
 class Review(BaseModel):
-    product_id: str
+    product_id: ProductId
     rating: int = Field(ge=1, le=5)
-    text: str = Field(description="untrusted data")
-    customer_id: str | None = None
+    text: Text = Field(description="untrusted data")
+    customer_id: Text | None = Field(None, max_length=128)
 
 
 @router.get("/review")
-def review_list(sw: AppDep, _: Reader, status: str = "open", limit: int = 100) -> list[dict[str, Any]]:
+def review_list(sw: AppDep, _: Reader, status: Literal["open", "resolved", "all"] = "open",
+                limit: Limit = 100) -> list[dict[str, Any]]:
     """Cases waiting for a person (``status=open|resolved|all``)."""
     from ...enrich import ReviewQueue
 
     with sw.db.session() as s:
-        items = ReviewQueue(s).list(None if status == "all" else status, limit=min(limit, 1000))
+        items = ReviewQueue(s).list(None if status == "all" else status, limit=limit)
         return [i.model_dump(mode="json") for i in items]
 
 
 @router.post("/review/{item_id}/resolve")
-def review_resolve(item_id: int, body: Resolution, sw: AppDep, role: Expert) -> dict[str, Any]:
-    """Settle a case: the value becomes a label and, where it generalises, a learning."""
+def review_resolve(item_id: ItemId, body: Resolution, sw: AppDep, role: Expert) -> dict[str, Any]:
+    """Settle a case: the value becomes a label and, where it generalises, a learning. A case settled already
+    (or by a concurrent request) is a 409: exactly one answer wins."""
     from ...enrich import ReviewQueue
     from ...enrich.kb import KnowledgeBase
 
-    with sw.db.session() as s:
+    with sw.db.write_session() as s:  # SQLite: writers queue here instead of failing on a stale read
         kb = KnowledgeBase(s, embedder=sw.embedder, space="production")
         view = ReviewQueue(s, kb).resolve(item_id, body.value, actor=f"api:{role}", learn=body.learn)
         return view.model_dump(mode="json")
 
 
 @router.get("/enrich/health")
-def health(sw: AppDep, _: Reader, category: str | None = None) -> dict[str, Any]:
-    """Disagreement and supervisor-call rates per batch and per attribute, and the learnings' effect."""
+def health(sw: AppDep, _: Reader, category: Name | None = None, limit: Limit = 100,
+           offset: Offset = 0) -> dict[str, Any]:
+    """Disagreement and supervisor-call rates per batch and per attribute, and the learnings' effect.
+    ``limit``/``offset`` page both lists (batches in run order, attributes as ranked)."""
     from ...enrich.health import health_report
 
     with sw.db.session() as s:
-        return health_report(s, category_prefix=category).model_dump(mode="json")
+        report = health_report(s, category_prefix=category).model_dump(mode="json")
+    return {**report, "batches": report["batches"][offset:offset + limit],
+            "attributes": report["attributes"][offset:offset + limit],
+            "total": {"batches": len(report["batches"]), "attributes": len(report["attributes"])}}
 
 
 @router.post("/feedback/appeal")

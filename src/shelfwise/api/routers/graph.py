@@ -8,13 +8,18 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ..deps import AppDep, Reader
+from ..text import Name, Text
 
 router = APIRouter(prefix="/graph", tags=["intent graph"])
 
 
+MAX_SESSION_ITEMS = 100  # products or queries a session: a shopper's session, not a catalog dump
+
+
 class Session(BaseModel):
-    product_ids: list[str] = Field(default_factory=list, description="products viewed or bought in the session")
-    queries: list[str] = Field(default_factory=list)
+    product_ids: list[Annotated[Name, Field(max_length=128)]] = Field(
+        default_factory=list, max_length=MAX_SESSION_ITEMS, description="products viewed or bought in the session")
+    queries: list[Annotated[Text, Field(max_length=500)]] = Field(default_factory=list, max_length=MAX_SESSION_ITEMS)
 
 
 @router.get("/stats")
@@ -26,7 +31,7 @@ def stats(sw: AppDep, _: Reader) -> dict[str, Any]:
 
 
 @router.get("/products/{product_id}/intents")
-def product_intents(product_id: str, sw: AppDep, _: Reader,
+def product_intents(product_id: Name, sw: AppDep, _: Reader,
                     k: Annotated[int, Query(ge=1, le=200)] = 10) -> list[dict[str, Any]]:
     from ...graph import GraphStore
 
@@ -35,7 +40,7 @@ def product_intents(product_id: str, sw: AppDep, _: Reader,
 
 
 @router.get("/intents/products")
-def intent_products(sw: AppDep, _: Reader, intent: str,
+def intent_products(sw: AppDep, _: Reader, intent: Name,
                     k: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     from ...graph import GraphStore
 
@@ -44,7 +49,7 @@ def intent_products(sw: AppDep, _: Reader, intent: str,
 
 
 @router.get("/navigate")
-def navigate(sw: AppDep, _: Reader, q: Annotated[str, Query(min_length=1, max_length=500)]) -> dict[str, Any]:
+def navigate(sw: AppDep, _: Reader, q: Annotated[Text, Query(min_length=1, max_length=500)]) -> dict[str, Any]:
     """Hierarchical navigation: query → intents → product types → refinements."""
     from ...graph import navigation_tree
 

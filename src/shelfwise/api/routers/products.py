@@ -8,10 +8,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from ...errors import RowError
 from ...store import Catalog
+from ...store.events import find_bad_text
 from ...store.listing_files import validate_row
 from ...store.models import ExtractedValue
 from ..deps import AppDep, Reader, Writer
+from ..text import Name, printable
 
 router = APIRouter(prefix="/products", tags=["products"])
 MAX_LIMIT = 10_000  # ids a page; 0 or a negative limit would mean "no limit" further down
@@ -38,22 +41,33 @@ class ProductOut(BaseModel):
 @router.post("", response_model=IngestResult)
 def ingest(rows: list[dict[str, Any]], sw: AppDep, _: Writer) -> IngestResult:
     """Ingest listings (JSON objects). Bad rows are rejected with their index; the others are kept."""
-    parsed = [(i, validate_row("request", i, row)) for i, row in enumerate(rows)]
+    parsed = [(i, _checked_row(i, row)) for i, row in enumerate(rows)]
     with sw.db.session() as s:
         report = Catalog(s).ingest(parsed, source="api")
     return IngestResult(added=report.added, updated=report.updated, unchanged=report.unchanged,
-                        rejected=[{"index": e.line, "problem": e.problem} for e in report.errors])
+                        rejected=[{"index": e.line, "problem": printable(e.problem)} for e in report.errors])
+
+
+def _checked_row(index: int, row: dict[str, Any]) -> Any:
+    """The row as a listing, or its error: text that cannot be stored (NUL, unpaired surrogates) rejects the
+    row, not the batch."""
+    found = find_bad_text(row)
+    if found:
+        where, problem = found
+        return RowError("request", index, f"{printable(where)}: contains {problem}; send valid UTF-8 text "
+                        "without NUL or unpaired surrogates")
+    return validate_row("request", index, row)
 
 
 @router.get("", response_model=list[str])
-def list_ids(sw: AppDep, _: Reader, category: str | None = None,
+def list_ids(sw: AppDep, _: Reader, category: Name | None = None,
              limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100) -> list[str]:
     with sw.db.session() as s:
         return [p.id for p in Catalog(s).products(category_prefix=category, limit=limit)]
 
 
 @router.get("/{product_id}", response_model=ProductOut)
-def get(product_id: str, sw: AppDep, _: Reader) -> ProductOut:
+def get(product_id: Name, sw: AppDep, _: Reader) -> ProductOut:
     with sw.db.session() as s:
         p = Catalog(s).get(product_id)
         values = s.scalars(select(ExtractedValue).where(ExtractedValue.product_id == product_id,

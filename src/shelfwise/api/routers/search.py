@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ...config import MAX_RERANK_DEPTH
 from ..deps import AppDep, Expert, Reader, Writer
+from ..text import Name, Text
 
 router = APIRouter(prefix="/search", tags=["search"])
 _LOCK = threading.Lock()
@@ -46,8 +47,8 @@ MAX_QUANTITY = 10_000  # = search.feedback.MAX_QUANTITY (not imported here: the 
 class Feedback(BaseModel):
     # add-to-cart is the CLI's and the docs' spelling; the service reads both
     kind: Literal["click", "add_to_cart", "add-to-cart", "purchase"]
-    product_id: str = Field(min_length=1, max_length=200)
-    decision_id: str = Field(min_length=1, max_length=200, description="the decision id the search returned")
+    product_id: Text = Field(min_length=1, max_length=200)
+    decision_id: Text = Field(min_length=1, max_length=200, description="the decision id the search returned")
     position: int | None = Field(None, ge=0, le=10_000, description="0-based position on the page (checked)")
     quantity: int = Field(1, ge=1, le=MAX_QUANTITY, description="units bought (purchase only)")
 
@@ -55,7 +56,7 @@ class Feedback(BaseModel):
 @router.get("")
 def search(search: SearchDep, _: Reader, q: Annotated[str, Query(description="what the shopper typed")],
            k: Annotated[int, Query(ge=1, le=200)] = 10, explain: bool = False,
-           segment: Annotated[str | None, Query(max_length=64, description="user segment, a bandit context "
+           segment: Annotated[Text | None, Query(max_length=64, description="user segment, a bandit context "
                                                  "feature (e.g. app, web)")] = None,
            rerank: Annotated[int | None, Query(ge=0, le=MAX_RERANK_DEPTH, description="re-score this many top results with "
                                                "the cross-encoder (~10 ms each); default: the server's setting")
@@ -90,7 +91,7 @@ def index(search: SearchDep, _: Writer, rebuild: bool = False) -> dict[str, Any]
 
 
 @router.post("/index/{product_id}")
-def upsert(product_id: str, search: SearchDep, _: Writer) -> dict[str, str]:
+def upsert(product_id: Name, search: SearchDep, _: Writer) -> dict[str, str]:
     """Re-index one product now, or drop it if it was deleted ("status": "indexed" | "removed"); visible to
     the next search. 404 for an id that is neither in the catalog nor in the index."""
     with search.lock:
