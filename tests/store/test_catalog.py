@@ -194,3 +194,15 @@ def test_a_missing_schema_file_is_an_input_error(tmp_path):
 
     with pytest.raises(InputError, match="cannot read"):
         load_schemas(tmp_path / "absent.json")
+
+
+def test_unstorable_characters_in_seller_text_are_dropped_and_ids_refused(any_db):
+    """A NUL (refused by PostgreSQL) or an unpaired surrogate would fail the whole ingest chunk."""
+    import pytest as _pytest
+
+    listing = Listing(id="n1", title="Tent\x00 2 person \ud800", bullets=["dome\x00"], brand="Acme\x00")
+    assert (listing.title, listing.bullets, listing.brand) == ("Tent 2 person \ufffd", ["dome"], "Acme")
+    with any_db.session() as s:
+        assert Catalog(s).ingest([(0, listing)]).added == 1
+    with _pytest.raises(ValueError, match="NUL"):
+        Listing(id="n\x002", title="t")

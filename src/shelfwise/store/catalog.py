@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,13 @@ def under_category(column: Any, prefix: str) -> Any:
     return or_(low == q, low.startswith(q + PATH_SEP, autoescape=True))
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _repair(m: re.Match[str]) -> str:
+    return "" if m.group() == "\x00" else "\ufffd"
+
+
 class Listing(BaseModel):
     """A seller's listing as it arrives. Text fields are untrusted data."""
 
@@ -63,7 +71,22 @@ class Listing(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_text(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) else v
+        v = str(v) if isinstance(v, int) else v
+        if isinstance(v, str) and _UNSTORABLE.search(v):
+            raise ValueError("an id must not contain NUL characters or unpaired surrogates")
+        return v
+
+    @field_validator("title", "description", "category_path", "brand", "seller_id", mode="before")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        # Seller text with a NUL (which PostgreSQL refuses) or an unpaired surrogate (which no encoder writes)
+        # would fail the whole ingest chunk; neither carries meaning, so the text is kept without them.
+        return _UNSTORABLE.sub(_repair, v) if isinstance(v, str) else v
+
+    @field_validator("bullets", "image_urls")
+    @classmethod
+    def _storable_items(cls, v: list[str]) -> list[str]:
+        return [_UNSTORABLE.sub(_repair, x) for x in v]
 
     @field_validator("bullets", "image_urls", mode="before")
     @classmethod
