@@ -12,7 +12,7 @@ from shelfwise.enrich.kb import KnowledgeBase
 from shelfwise.enrich.models import EnrichBatch
 from shelfwise.llm.backends.scripted import ScriptedBackend
 from shelfwise.store import Catalog
-from shelfwise.store.models import ExtractedValue
+from shelfwise.store.models import ExtractedValue, Product
 from tests.enrich.conftest import LISTINGS, evaluator_double, generator_double, manager_double
 from tests.enrich.doubles import cautious_generator_double
 
@@ -63,6 +63,13 @@ def test_fill_rates_category_filters_and_pending_products_on_any_database(any_db
                                           Listing(id="g1", title="Beans 100%_off", category_path="Grocery > Coffee")])))
         assert {p.id for p in Catalog(s).products(category_prefix="coffee")} == {"c1", "c2", "c3", "c4"}
         assert {p.id for p in Catalog(s).products(category_prefix="Grocery")} == {"g1"}
+        Catalog(s).ingest([(0, Listing(id="e1", title="Écran", category_path="Électronique > Écrans"))])
+        assert [p.id for p in Catalog(s).products(category_prefix="électronique")] == ["e1"], "beyond ASCII"
+        s.get(Product, "g1").category_path = "Grocery>Coffee"  # as stores written before paths were tidied
+        s.flush()
+        assert [p.id for p in Catalog(s).products(category_prefix="grocery > coffee", limit=5)] == ["g1"]
+        s.get(Product, "g1").category_path = "Grocery > Coffee"
+        s.get(Product, "e1").deleted = True
         assert pending_products(s, "COFFEE", 10) == ["c1", "c2", "c3", "c4"]
     EnrichmentLoop(sw).run_batch(["c1", "c2"], batch_id="b1")
     with sw.db.session() as s:

@@ -37,7 +37,6 @@ def pending_products(session, category: str | None, limit: int) -> list[str]:  #
     looked at it (a finished or failed mark, or a current value set by someone else). Products of an
     unfinished batch are left to that batch."""
     from ..enrich.models import EnrichBatch
-    from ..store.catalog import under_category
     from ..store.models import ExtractedValue, JobItem, Product
 
     seen: dict[str, datetime] = dict(session.execute(
@@ -49,11 +48,11 @@ def pending_products(session, category: str | None, limit: int) -> list[str]:  #
     running: set[str] = set()
     for ids in session.scalars(select(EnrichBatch.product_ids).where(EnrichBatch.status == "running")):
         running.update(ids)
-    stmt = select(Product.id, Product.updated_at).where(Product.deleted.is_(False)).order_by(Product.id)
-    if category:
-        stmt = stmt.where(under_category(Product.category_path, category))
-    return [pid for pid, updated in session.execute(stmt)
-            if pid not in running and (pid not in seen or updated > seen[pid])][:limit]
+    stmt = select(Product.id, Product.updated_at, Product.category_path).where(Product.deleted.is_(False)) \
+        .order_by(Product.id)
+    return [pid for pid, updated, path in session.execute(stmt)
+            if in_category(path, category) and pid not in running and (pid not in seen or updated > seen[pid])
+            ][:limit]
 
 
 def enrich_shard(sw, shard: tuple[list[str], str, LoopConfig]) -> BatchReport:  # type: ignore[no-untyped-def]

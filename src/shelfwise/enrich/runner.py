@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..errors import InputError, LLMError, NotFoundError, ShelfwiseError, StoreError
+from ..errors import InputError, LLMError, NotFoundError, ShelfwiseError
 from ..store.catalog import Catalog, Listing
 from ..store.jobs import JobTracker
 from ..store.models import CategorySchema, JobItem, Product, utcnow
@@ -220,7 +220,7 @@ class EnrichmentLoop:
                 try:
                     with self.sw.db.session() as s:  # phase 1: reads and model calls, no writes
                         plan = self.plan(s, pid, batch.id)
-                except (InputError, StoreError, ValidationError) as exc:
+                except (InputError, NotFoundError, ValidationError) as exc:  # not a transient lock
                     # Bad data in one product (a listing or schema the loop cannot use) must not stop the
                     # batch, nor every later run that resumes it: the product is set aside with its error.
                     failed[pid] = self._quarantine(tracker, pid, exc)

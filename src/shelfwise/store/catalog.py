@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError, RowError
 from .events import EventLog, ListingIngested, ListingUpdated
 from .models import CategorySchema, Product
 
-__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "in_category", "under_category"]
+__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "in_category"]
 
 MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
 MAX_PATH_CHARS = 512  # the column's width (PostgreSQL enforces it)
@@ -38,13 +38,6 @@ def in_category(path: str | None, prefix: str | None) -> bool:
         return True
     p, q = tidy_path(path or "").lower(), tidy_path(prefix).lower()
     return p == q or p.startswith(q + PATH_SEP.lower())
-
-
-def under_category(column: Any, prefix: str) -> Any:
-    """``in_category`` as a SQL condition on a category-path column."""
-    q = tidy_path(prefix).lower()
-    low = func.lower(column)
-    return or_(low == q, low.startswith(q + PATH_SEP, autoescape=True))
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -214,11 +207,17 @@ class Catalog:
 
     def products(self, *, category_prefix: str | None = None, limit: int | None = None) -> list[Product]:
         stmt = select(Product).where(Product.deleted.is_(False)).order_by(Product.id)
-        if category_prefix:
-            stmt = stmt.where(under_category(Product.category_path, category_prefix))
-        if limit:
-            stmt = stmt.limit(limit)
-        return list(self.session.scalars(stmt))
+        if not category_prefix:
+            return list(self.session.scalars(stmt.limit(limit) if limit else stmt))
+        # Matched in Python (``in_category``): SQL's lower() folds only ASCII ('Électronique'), and stores
+        # written before paths were tidied at ingest may hold 'Grocery>Coffee'.
+        out = []
+        for product in self.session.scalars(stmt.execution_options(yield_per=1000)):
+            if in_category(product.category_path, category_prefix):
+                out.append(product)
+                if limit and len(out) >= limit:
+                    break
+        return out
 
     def delete(self, product_id: str) -> None:
         self.get(product_id).deleted = True
