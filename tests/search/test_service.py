@@ -153,10 +153,47 @@ def test_a_worker_sees_another_workers_update_and_models_after_its_check_interva
     assert _top(b, "quokka") != "p-bag"
     _catalog(app, QUOKKA)
     a.upsert("p-bag")
+    b.searcher()  # notices the save; reloads it in the background while requests get the loaded copy
+    b.settle()
     assert _top(b, "quokka") == "p-bag"
     a.train_ranker({"espresso machine": {"p-espresso": 3, "p-grinder": 1},
                     "running shoes": {"p-runner": 3, "p-trail": 2}})
+    b.searcher()
+    b.settle()
     assert b.search("espresso machine", log_impression_event=False).ranker == "ltr"
+
+
+def test_a_request_never_waits_for_another_workers_lock(app):
+    import threading
+
+    from shelfwise.search import SearchConfig, SearchService
+
+    a, b = SearchService(app), SearchService(app, SearchConfig(reload_check_seconds=0))
+    a.build_index()
+    _top(b, "camping")
+    _catalog(app, QUOKKA)
+    a.upsert("p-bag")  # a save b has not loaded yet
+    held, release = threading.Event(), threading.Event()
+
+    def train_for_a_while() -> None:  # another worker holding the index lock (a long training, a rebuild)
+        with a._lock.hold():
+            held.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=train_for_a_while)
+    writer.start()
+    assert held.wait(5)
+    answered: list[str | None] = []
+    request = threading.Thread(target=lambda: answered.append(_top(b, "quokka")))
+    request.start()
+    request.join(5)
+    try:
+        assert answered, "a search waited for another worker's lock"
+    finally:
+        release.set()
+        writer.join()
+    b.settle()
+    assert _top(b, "quokka") == "p-bag", "the save is picked up once the lock is free"
 
 
 def test_the_request_path_only_looks_at_the_disk_once_per_interval(app, monkeypatch):

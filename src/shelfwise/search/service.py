@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from datetime import timedelta
 from functools import cached_property
@@ -69,6 +70,9 @@ class SearchService:
         self._stamp: dict[str, tuple[int, int, int] | None] = {}  # the saved files the loaded pipeline came from
         self._next_check = 0.0  # monotonic time of the next look at the disk
         self._ranker_error: IndexStateError | None = None
+        self._failed_stamp: dict[str, tuple[int, int, int] | None] | None = None  # a save that did not load
+        self._reloading: threading.Thread | None = None  # the background reload another worker's save started
+        self._swap = threading.Lock()  # one reload at a time in this process (taken after the index lock)
 
     # -- index --------------------------------------------------------------------------------------
     def _intents_for(self, docs: list) -> dict[str, list[tuple[str, float]]]:
@@ -168,17 +172,49 @@ class SearchService:
         return stamp
 
     def _current(self, *, force_check: bool) -> Searcher:
-        """The pipeline, first reloaded from disk if another process saved since: checked now with
-        ``force_check`` (writers, under the lock), else at most every ``reload_check_seconds``."""
+        """The pipeline. Writers (``force_check``, under the exclusive lock) reload another process's save at
+        once. A request only notices it (at most every ``reload_check_seconds``) and reloads in a background
+        thread while it keeps serving the loaded copy: loading an index takes hundreds of milliseconds, and
+        the shared lock may wait for another worker's training, neither of which a request can afford."""
         now = time.monotonic()
-        if self._searcher is None or force_check or now >= self._next_check:
+        if self._searcher is None:
             self._next_check = now + self.config.reload_check_seconds
-            if self._searcher is None or self._disk_stamp() != self._stamp:
-                self._reload(keep_on_error=not force_check)
+            with self._lock.hold(shared=True), self._swap:
+                if self._searcher is None:
+                    self._reload(keep_on_error=False)
+        elif force_check:
+            self._next_check = now + self.config.reload_check_seconds
+            if self._disk_stamp() != self._stamp:
+                with self._swap:
+                    self._reload(keep_on_error=False)
+        elif now >= self._next_check:
+            self._next_check = now + self.config.reload_check_seconds
+            disk = self._disk_stamp()
+            if disk != self._stamp and disk != self._failed_stamp and not self._reload_running():
+                self._reloading = threading.Thread(target=self._reload_in_background, daemon=True,
+                                                   name="shelfwise-search-reload")
+                self._reloading.start()
         assert self._searcher is not None
         if self._memory_stale:
             self._refresh_memory(self._searcher)
         return self._searcher
+
+    def _reload_running(self) -> bool:
+        return self._reloading is not None and self._reloading.is_alive()
+
+    def _reload_in_background(self) -> None:
+        try:
+            with self._lock.hold(shared=True), self._swap:
+                self._reload(keep_on_error=True)
+                if self._memory_stale and self._searcher is not None:
+                    self._refresh_memory(self._searcher)
+        except Exception:  # a request keeps the loaded copy; the next check (or a writer) tries again
+            log.exception("background reload of the search index failed")
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait for a background reload in flight (tests, and a graceful hand-over before a benchmark)."""
+        if self._reloading is not None:
+            self._reloading.join(timeout)
 
     def _reload(self, *, keep_on_error: bool) -> None:
         old = self._searcher
@@ -193,9 +229,10 @@ class SearchService:
             except IndexStateError as exc:
                 if old is None or not keep_on_error:
                     raise
-                # Serving the copy we have beats failing every request; a writer reloads and reports it.
+                # Serving the copy we have beats failing every request. Only readers skip this save from now
+                # on (_failed_stamp); a writer still sees it as newer than what it holds and reloads or fails.
                 log.warning("search index changed on disk but did not load; still serving the loaded one: %s", exc)
-                self._stamp = stamp  # retried when the files change again
+                self._failed_stamp = stamp
                 return
             ranker = old.ranker if old is not None and "ranker.json" not in changed else self._load_ranker()
         searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
@@ -204,7 +241,7 @@ class SearchService:
             searcher.memory, searcher.understanding = old.memory, old.understanding
         else:
             self._memory_stale = True
-        self._searcher, self._stamp = searcher, stamp
+        self._searcher, self._stamp, self._failed_stamp = searcher, stamp, None
 
     def _load_ranker(self) -> LTRRanker | None:
         """The saved ranker, if any. A broken one fails searches (with how to retrain it) but not the
@@ -309,12 +346,13 @@ class SearchService:
             searcher.bandit.save(self.directory / "bandit.npz")
             self._stamp = self._disk_stamp()
             self._refresh_memory(searcher)
-            if retrain_ranker:
-                with self.sw.db.session() as s:
-                    ranker, n_queries = train_ranker_from_log(s, searcher)
-                report["ranker_queries"] = n_queries
-                if ranker is not None:
-                    self._save_ranker(searcher, ranker)
+        if retrain_ranker:  # trained outside the lock: other workers' reloads and writes need not wait for it
+            with self.sw.db.session() as s:
+                ranker, n_queries = train_ranker_from_log(s, searcher)
+            report["ranker_queries"] = n_queries
+            if ranker is not None:
+                with self._lock.hold():
+                    self._save_ranker(self._current(force_check=True), ranker)
         if len(self.second_stage):
             report["rerank_scores_saved"] = self.second_stage.save(self.directory / RERANK_SCORES)
         return report
