@@ -17,6 +17,7 @@ from shelfwise.errors import (
 from shelfwise.llm import LLM, LLMRegistry, MemoryRecorder, Message, fit_to_budget
 from shelfwise.llm.backends.scripted import ScriptedBackend
 from shelfwise.llm.base import RawResponse
+from shelfwise.llm.client import _schema_of, prompt_hash
 from shelfwise.llm.text import quote_untrusted
 
 
@@ -127,7 +128,7 @@ class DictCache:
     def get(self, h):
         return self.entries.get(h)
 
-    def put(self, h, model, response):
+    def put(self, h, model, response, *, replace=False):
         self.entries[h] = response
 
 
@@ -208,3 +209,19 @@ def test_messages_are_passed_in_order():
     llm, backend, _ = make("hi")
     llm.complete([Message(role="system", content="s"), Message(role="user", content="u")])
     assert [m.role for m in backend.requests[0].messages] == ["system", "user"]
+
+
+def test_a_cached_answer_that_no_longer_validates_is_replaced(db):
+    """Stores written before only validated answers were cached can hold an invalid first answer: it is
+    replaced by the next valid one, not re-asked on every call."""
+    from shelfwise.store.accounting import DbCache
+
+    backend = ScriptedBackend().enqueue('{"brand": "A"}')
+    llm = LLM("r", backend, cache=DbCache(db, flush_interval_s=0.0), sleep=lambda s: None)
+    key = prompt_hash(llm.model, llm._request(llm._messages("old prompt"), _schema_of(Attrs), None, None, ()))
+    DbCache(db, flush_interval_s=0.0).put(key, llm.model, RawResponse(text="not json", input_tokens=1,
+                                                                     output_tokens=1, model=llm.model))
+    assert llm.structured("old prompt", Attrs)[0].brand == "A"
+    again = LLM("r", ScriptedBackend(), cache=DbCache(db), sleep=lambda s: None)
+    value, comp = again.structured("old prompt", Attrs)
+    assert value.brand == "A" and comp.cached, "served from the cache, no model call"

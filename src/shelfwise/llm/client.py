@@ -72,7 +72,7 @@ class MemoryRecorder:
 
 class ResponseCache(Protocol):
     def get(self, prompt_hash: str) -> RawResponse | None: ...
-    def put(self, prompt_hash: str, model: str, response: RawResponse) -> None: ...
+    def put(self, prompt_hash: str, model: str, response: RawResponse, *, replace: bool = False) -> None: ...
 
 
 def prompt_hash(model: str, request: ChatRequest) -> str:
@@ -200,10 +200,10 @@ class LLM:
             value, problem = self._validate(completion.text, schema)
             if value is not None:
                 completion.attempts = attempt + 1
-                if cache is not None:
+                if cache is not None:  # replacing an invalid cached answer, which would otherwise stay first
                     cache.put(key, self.model, RawResponse(
                         text=completion.text, input_tokens=completion.input_tokens,
-                        output_tokens=completion.output_tokens, model=completion.model))
+                        output_tokens=completion.output_tokens, model=completion.model), replace=hit is not None)
                 return value, completion
             last_problem, last_text = problem, completion.text
             log.info("invalid structured output from %s (%s), attempt %d: %s", self.model, prompt_id,

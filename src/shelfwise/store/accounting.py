@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from ..llm.base import RawResponse
 from ..llm.client import CallRecord
@@ -69,11 +69,17 @@ class DbCache:
         return RawResponse(text=row["text"], input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
                            model=row["model"])
 
-    def put(self, prompt_hash: str, model: str, response: RawResponse) -> None:
+    def put(self, prompt_hash: str, model: str, response: RawResponse, *, replace: bool = False) -> None:
+        """Cache an answer. The first answer for a prompt stays (processes agree on one), unless ``replace``:
+        the client's way to supersede a stored answer that no longer validates."""
         with self._lock:
-            self._pending.setdefault(prompt_hash, {
-                "prompt_hash": prompt_hash, "model": model, "text": response.text,
-                "input_tokens": response.input_tokens, "output_tokens": response.output_tokens})
+            row = {"prompt_hash": prompt_hash, "model": model, "text": response.text,
+                   "input_tokens": response.input_tokens, "output_tokens": response.output_tokens,
+                   "replace": replace}
+            if replace:
+                self._pending[prompt_hash] = row
+            else:
+                self._pending.setdefault(prompt_hash, row)
             due = (len(self._pending) >= self.flush_every
                    or time.monotonic() - self._last_flush >= self.flush_interval_s)
         if due:
@@ -89,6 +95,11 @@ class DbCache:
             # Another process (or an earlier run) may have cached the same prompt: keep the first answer.
             known = set(s.scalars(select(LLMCacheEntry.prompt_hash)
                                   .where(LLMCacheEntry.prompt_hash.in_(list(rows)))))
-            fresh = [r for key, r in rows.items() if key not in known]
+            fresh = [{k: v for k, v in r.items() if k != "replace"} for key, r in rows.items() if key not in known]
             if fresh:
                 s.execute(insert(LLMCacheEntry), fresh)
+            for key in known:
+                r = rows[key]
+                if r["replace"]:
+                    s.execute(update(LLMCacheEntry).where(LLMCacheEntry.prompt_hash == key).values(
+                        text=r["text"], input_tokens=r["input_tokens"], output_tokens=r["output_tokens"]))
