@@ -125,3 +125,17 @@ def test_a_category_learning_does_not_reach_a_sibling_whose_name_it_prefixes(scr
         _l, _s, own, _x = KnowledgeCache().get(kb, "Coffee > Pods", ["Net content"], cfg)
         _l, _s, sibling, _x = KnowledgeCache().get(kb, "Coffee Makers", ["Net content"], cfg)
     assert own["Net content"] and not sibling["Net content"], "'Coffee' holds 'Coffee > Pods', not 'Coffee Makers'"
+
+
+def test_a_listing_changed_while_its_batch_ran_is_enriched_again(scripted_sw):
+    from shelfwise.cli.enrich import pending_products
+
+    def seller_edits_c2(result):  # type: ignore[no-untyped-def]
+        if result.product_id == "c1":  # c2 was already read (prefetched) from its old text
+            with scripted_sw.db.session() as s:
+                Catalog(s).ingest([(0, Listing(id="c2", title="Brewhaus Pike Place Ground Coffee, 12 Count",
+                                               category_path="Coffee"))])
+
+    EnrichmentLoop(scripted_sw, LoopConfig(commit_every=1)).run_batch(["c1", "c2"], on_product=seller_edits_c2)
+    with scripted_sw.db.session() as s:
+        assert pending_products(s, "Coffee", 10) == ["c2", "c3", "c4"]

@@ -33,26 +33,35 @@ review_app = typer.Typer(no_args_is_help=True, help="The human review queue of t
 
 
 def pending_products(session, category: str | None, limit: int) -> list[str]:  # type: ignore[no-untyped-def]
-    """Products to enrich, oldest id first: never enriched, or whose listing changed since the loop last
-    looked at it (a finished or failed mark, or a current value set by someone else). Products of an
-    unfinished batch are left to that batch."""
+    """Products to enrich, oldest id first: never enriched, or whose listing changed since the loop read it
+    (a newer version than the one its finished mark records; for failed marks and values set by someone
+    else, updated after them). Products of an unfinished batch are left to that batch."""
     from ..enrich.models import EnrichBatch
     from ..store.models import ExtractedValue, JobItem, Product
 
-    seen: dict[str, datetime] = dict(session.execute(
-        select(JobItem.item, func.max(JobItem.updated_at)).where(
-            JobItem.job.like("enrich:%"), JobItem.status.in_(("done", "failed"))).group_by(JobItem.item)).all())
+    seen: dict[str, datetime] = {}
+    read: dict[str, int] = {}  # product -> the newest listing version an enrichment read
+    for pid, at, result in session.execute(select(JobItem.item, JobItem.updated_at, JobItem.result).where(
+            JobItem.job.like("enrich:%"), JobItem.status.in_(("done", "failed")))):
+        seen[pid] = max(seen.get(pid, at), at)
+        if (version := (result or {}).get("listing_version")) is not None:
+            read[pid] = max(read.get(pid, version), version)
     for pid, at in session.execute(select(ExtractedValue.product_id, func.max(ExtractedValue.created_at))
                                    .where(ExtractedValue.is_current.is_(True)).group_by(ExtractedValue.product_id)):
         seen[pid] = max(seen.get(pid, at), at)
     running: set[str] = set()
     for ids in session.scalars(select(EnrichBatch.product_ids).where(EnrichBatch.status == "running")):
         running.update(ids)
-    stmt = select(Product.id, Product.updated_at, Product.category_path).where(Product.deleted.is_(False)) \
-        .order_by(Product.id)
-    return [pid for pid, updated, path in session.execute(stmt)
-            if in_category(path, category) and pid not in running and (pid not in seen or updated > seen[pid])
-            ][:limit]
+    stmt = select(Product.id, Product.version, Product.updated_at, Product.category_path) \
+        .where(Product.deleted.is_(False)).order_by(Product.id)
+
+    def changed(pid: str, version: int, updated: datetime) -> bool:
+        if pid in read:  # the version read: a listing re-ingested while its batch ran counts as changed
+            return version > read[pid]
+        return pid not in seen or updated > seen[pid]
+
+    return [pid for pid, version, updated, path in session.execute(stmt)
+            if in_category(path, category) and pid not in running and changed(pid, version, updated)][:limit]
 
 
 def enrich_shard(sw, shard: tuple[list[str], str, LoopConfig]) -> BatchReport:  # type: ignore[no-untyped-def]

@@ -57,6 +57,7 @@ class ProductResult(BaseModel):
     screened: list[str] = Field(default_factory=list)  # worker values dropped before the vote (screening.py)
     benched: list[str] = Field(default_factory=list)  # generators left out by their track record (trust.py)
     audited: list[str] = Field(default_factory=list)  # settled attributes also sent to review (audit_settled)
+    listing_version: int | None = None  # the product version the loop read (``shelfwise enrich`` re-runs newer)
 
 
 def store_value(session: Session, product_id: str, attribute: str, value: str | None, *, status: str, model: str,

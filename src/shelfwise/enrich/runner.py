@@ -139,6 +139,7 @@ class EnrichmentLoop:
         self.fill_rates = FillRates()  # learned per batch (run_batch); until then the schema order's guess
         self._schemas: dict[str, Any] = {}
         self._listings: dict[str, Listing] = {}
+        self._versions: dict[str, int] = {}  # the listing version each prefetched product was read at
         self._finished: dict[str, ProductResult] = {}
         self._source_models = source_models(sw, config)  # the roles keep their models for the loop's lifetime
         self._ensure_schemas()
@@ -220,6 +221,7 @@ class EnrichmentLoop:
                 try:
                     with self.sw.db.session() as s:  # phase 1: reads and model calls, no writes
                         plan = self.plan(s, pid, batch.id)
+                        plan.result.listing_version = self._versions.get(pid)
                 except (InputError, NotFoundError, ValidationError) as exc:  # not a transient lock
                     # Bad data in one product (a listing or schema the loop cannot use) must not stop the
                     # batch, nor every later run that resumes it: the product is set aside with its error.
@@ -232,7 +234,7 @@ class EnrichmentLoop:
                     self._commit(tracker, group, on_product)
                     group, group_seconds = [], 0.0
         finally:  # a crash (exception) keeps every product finished before it; only the one in flight is lost
-            self._listings = {}
+            self._listings, self._versions = {}, {}
             if group:
                 self._commit(tracker, group, on_product)
         # Products finished by an earlier (crashed) run are read back; this run's are in memory already.
@@ -306,6 +308,7 @@ class EnrichmentLoop:
                 for p in s.scalars(select(Product).where(Product.id.in_(list(product_ids[i: i + 500])),
                                                     Product.deleted.is_(False))):
                     out[p.id] = listing_of(p)
+                    self._versions[p.id] = p.version
         return out
 
     def learn(self, plan: Plan) -> None:
