@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from ..errors import InputError
 from ..observability import trace
-from ..store.catalog import in_category
+from ..store.catalog import category_filter
 from ..store.models import JobItem
 from ._common import console, handle_errors, open_app, progress
 
@@ -60,8 +60,9 @@ def pending_products(session, category: str | None, limit: int) -> list[str]:  #
             return version > read[pid]
         return pid not in seen or updated > seen[pid]
 
+    wanted = category_filter(category)
     return [pid for pid, version, updated, path in session.execute(stmt)
-            if in_category(path, category) and pid not in running and changed(pid, version, updated)][:limit]
+            if wanted(path) and pid not in running and changed(pid, version, updated)][:limit]
 
 
 def enrich_shard(sw, shard: tuple[list[str], str, LoopConfig]) -> BatchReport:  # type: ignore[no-untyped-def]
@@ -257,8 +258,9 @@ def review_trust(
         record = TrackRecord.from_reviews(s, models=source_models(sw, LoopConfig()))
     table = Table("category", "attribute", "source", "answers", "right", "estimated accuracy",
                   title="track record (from resolved review items)")
+    wanted = category_filter(category)
     for row in record.rows():
-        if category is None or in_category(row.category_path, category):
+        if wanted(row.category_path):
             table.add_row(*map(escape, (row.category_path or "(all)", row.attribute or "(all)", row.source,
                                         f"{row.answers:.0f}", f"{row.right:.0f}", f"{row.accuracy:.0%}")))
     console.print(table if table.row_count else "no resolved review items yet: nothing learned about whom to trust")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..store.catalog import in_category
+from ..store.catalog import category_filter
 from .models import EnrichBatch, EnrichBatchStat
 
 __all__ = ["RANGE", "AttributeHealth", "BatchHealth", "HealthReport", "health_report", "write_chart"]
@@ -64,7 +64,8 @@ def health_report(session: Session, *, category_prefix: str | None = None, low: 
                   high: float = RANGE[1], min_decided: int = 5) -> HealthReport:
     rows = list(session.scalars(select(EnrichBatchStat).order_by(EnrichBatchStat.seq, EnrichBatchStat.id)))
     if category_prefix:
-        rows = [r for r in rows if in_category(r.category_path, category_prefix)]
+        wanted = category_filter(category_prefix)
+        rows = [r for r in rows if wanted(r.category_path)]
     per_batch: dict[int, dict] = defaultdict(lambda: defaultdict(float))
     per_attr: dict[tuple[str, str], list[EnrichBatchStat]] = defaultdict(list)
     costed: set[tuple[str, str]] = set()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError, RowError
-from .events import EventLog, ListingIngested, ListingUpdated
+from .events import EventLog, ListingIngested, ListingUpdated, text_problem
 from .models import CategorySchema, Product
 
-__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "in_category"]
+__all__ = ["AttributeSchema", "AttributeSpec", "Catalog", "IngestReport", "Listing", "category_filter"]
 
 MAX_FIELD_CHARS = 100_000  # anything longer is cut at ingest (and again to a token budget in prompts)
 MAX_PATH_CHARS = 512  # the column's width (PostgreSQL enforces it)
@@ -31,13 +31,19 @@ def tidy_path(path: str) -> str:
     return PATH_SEP.join(p.strip() for p in path.split(">") if p.strip())
 
 
-def in_category(path: str | None, prefix: str | None) -> bool:
-    """Whether ``path`` is the category ``prefix`` or below it, by whole segments and ignoring case:
-    'Coffee' holds 'Coffee > Pods' but not 'Coffee Makers'."""
-    if not prefix or not tidy_path(prefix):
-        return True
-    p, q = tidy_path(path or "").lower(), tidy_path(prefix).lower()
-    return p == q or p.startswith(q + PATH_SEP.lower())
+def category_filter(prefix: str | None) -> Callable[[str | None], bool]:
+    """Whether a path is the category ``prefix`` or below it, by whole segments and ignoring case: 'Coffee'
+    holds 'Coffee > Pods' but not 'Coffee Makers'. The prefix is tidied once, for filters over many rows."""
+    key = tidy_path(prefix or "").lower()
+    if not key:
+        return lambda _path: True
+    below = key + PATH_SEP
+
+    def holds(path: str | None) -> bool:
+        p = tidy_path(path or "").lower()
+        return p == key or p.startswith(below)
+
+    return holds
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -65,8 +71,8 @@ class Listing(BaseModel):
     @classmethod
     def _id_as_text(cls, v: Any) -> Any:
         v = str(v) if isinstance(v, int) else v
-        if isinstance(v, str) and _UNSTORABLE.search(v):
-            raise ValueError("an id must not contain NUL characters or unpaired surrogates")
+        if isinstance(v, str) and (problem := text_problem(v)):
+            raise ValueError(f"an id must not contain {problem}")
         return v
 
     @field_validator("title", "description", "category_path", "brand", "seller_id", mode="before")
@@ -209,11 +215,11 @@ class Catalog:
         stmt = select(Product).where(Product.deleted.is_(False)).order_by(Product.id)
         if not category_prefix:
             return list(self.session.scalars(stmt.limit(limit) if limit else stmt))
-        # Matched in Python (``in_category``): SQL's lower() folds only ASCII ('Électronique'), and stores
+        # Matched in Python (``category_filter``): SQL's lower() folds only ASCII ('Électronique'), and stores
         # written before paths were tidied at ingest may hold 'Grocery>Coffee'.
-        out = []
+        out, wanted = [], category_filter(category_prefix)
         for product in self.session.scalars(stmt.execution_options(yield_per=1000)):
-            if in_category(product.category_path, category_prefix):
+            if wanted(product.category_path):
                 out.append(product)
                 if limit and len(out) >= limit:
                     break
