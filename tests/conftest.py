@@ -26,7 +26,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("SHELFWISE_") and key != "SHELFWISE_TEST_POSTGRES_URL":
             monkeypatch.delenv(key)
-    monkeypatch.setenv("SHELFWISE_CONFIG", str(tmp_path / "absent.toml"))
+    empty = tmp_path / "empty-shelfwise.toml"
+    empty.write_text("")
+    monkeypatch.setenv("SHELFWISE_CONFIG", str(empty))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

@@ -64,3 +64,13 @@ def test_a_dotted_role_spelt_with_an_underscore_in_the_environment_shows_the_env
 def test_an_unknown_role_asked_of_the_settings_names_the_known_ones():
     with pytest.raises(UnknownNameError, match="did you mean 'memory.manager'"):
         Settings().role("memory_manger")
+
+
+def test_a_config_file_named_but_missing_is_an_error_not_the_defaults(monkeypatch, tmp_path):
+    from shelfwise.config import get_settings
+    from shelfwise.errors import ConfigError
+
+    monkeypatch.setenv("SHELFWISE_CONFIG", str(tmp_path / "prod.toml"))
+    with pytest.raises(ConfigError, match="prod.toml.*not a file") as err:
+        get_settings()
+    assert "SHELFWISE_CONFIG" in err.value.fix

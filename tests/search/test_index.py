@@ -138,7 +138,7 @@ def test_a_crash_mid_save_leaves_the_previous_index_loadable(app, tmp_path, monk
     assert len(loaded) == 10 and "p-late" not in loaded.row_of
     index.save(tmp_path / "idx")  # the next save cleans up the orphans of the crashed one
     names = {p.name for p in (tmp_path / "idx").iterdir()}
-    assert names == {"manifest.json", *_files(tmp_path / "idx").values()}
+    assert names == {"manifest.json", "journal.log", *_files(tmp_path / "idx").values()}
     assert _ids(SearchIndex.load(tmp_path / "idx"), "skillet")[0] == "p-late"
 
 
@@ -160,7 +160,7 @@ def test_a_format_2_index_is_still_read_and_upgraded_on_save(app, tmp_path):
     loaded = SearchIndex.load(d)
     assert _ids(loaded, "espresso")[0] == "p-espresso"
     loaded.save(d)
-    assert {p.name for p in d.iterdir()} == {"manifest.json", *_files(d).values()}
+    assert {p.name for p in d.iterdir()} == {"manifest.json", "journal.log", *_files(d).values()}
     assert _ids(SearchIndex.load(d), "espresso")[0] == "p-espresso"
 
 

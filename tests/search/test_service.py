@@ -163,6 +163,29 @@ def test_a_worker_sees_another_workers_update_and_models_after_its_check_interva
     assert b.search("espresso machine", log_impression_event=False).ranker == "ltr"
 
 
+def test_another_workers_single_product_changes_are_applied_not_reloaded(app, monkeypatch):
+    from shelfwise.search import SearchConfig, SearchIndex, SearchService
+    from shelfwise.store import Catalog
+
+    a, b = SearchService(app), SearchService(app, SearchConfig(reload_check_seconds=0))
+    a.build_index()
+    _top(a, "camping"), _top(b, "camping")  # both workers have the index loaded
+    loaded = b.searcher().index
+    monkeypatch.setattr(SearchIndex, "load", lambda *a, **k: pytest.fail("a journaled change caused a full load"))
+    _catalog(app, QUOKKA, WOMBAT)
+    a.upsert("p-bag")
+    b.searcher()
+    b.settle()
+    assert b.searcher().index is loaded and _top(b, "quokka") == "p-bag"
+    with app.db.session() as s:
+        Catalog(s).delete("p-bag")
+    assert a.upsert("p-bag") == "removed"
+    a.upsert("p-boot")
+    b.searcher()
+    b.settle()
+    assert b.searcher().index is loaded and _top(b, "quokka") is None and _top(b, "wombat") == "p-boot"
+
+
 def test_a_request_never_waits_for_another_workers_lock(app):
     import threading
 

@@ -75,6 +75,16 @@ def test_append_many_keeps_order_ids_and_types(any_db):
         EventLog(s).append_many([Purchase.model_construct(type="teleport", product_id="x")])
 
 
+def test_append_many_refuses_a_batch_with_unstorable_text_whole(any_db):
+    with any_db.session() as s:
+        before = len(list(EventLog(s).read()))
+    with any_db.session() as s, pytest.raises(InputError, match="NUL"):
+        EventLog(s).append_many([Click(product_id="p1", query="fine", decision_id="d0", position=0),
+                                 Click(product_id="p2", query="bad\x00query", decision_id="d0", position=1)])
+    with any_db.session() as s:
+        assert len(list(EventLog(s).read())) == before
+
+
 def test_text_that_cannot_be_read_back_is_refused_and_nothing_is_stored(any_db):
     from shelfwise.errors import ConflictError
 

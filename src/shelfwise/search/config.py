@@ -23,6 +23,11 @@ class SearchConfig(BaseModel):
     max_query_chars: int = Field(1000, ge=16, description="longer queries are rejected with an InputError")
     max_query_tokens: int = Field(32, ge=1, description="longer queries keep their first tokens")
     max_delta: int = Field(500, ge=1, description="the lexical delta index is merged into the main one beyond this")
+    journal_min_records: int = Field(
+        1000, ge=0, description="single-product changes journaled before a full save of the index is due")
+    journal_share: float = Field(
+        0.05, ge=0.0, description="... or this share of the index's rows, if more: a full save costs time in "
+        "proportion to the rows, so it is due after proportionally many changes")
     memory_half_life_days: float = Field(30.0, gt=0, description="click/purchase memory decays with this half-life")
     predicted_query_weight: float = Field(0.3, ge=0.0, description="doc2query scores relative to one click")
     default_k: int = Field(10, ge=1, le=200)

@@ -26,6 +26,7 @@ class DenseIndex:
         self.dim = dim
         self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else vectors.astype(np.float32)
         self.exact_max_rows = exact_max_rows
+        self._buffer: np.ndarray | None = None  # spare room for appended vectors (see ``append``)
         if index is None:
             index = Index(ndim=dim, metric="ip", dtype="f32", connectivity=16, expansion_add=128,
                           expansion_search=96)
@@ -40,7 +41,14 @@ class DenseIndex:
 
     def append(self, vector: np.ndarray) -> int:
         row = len(self.vectors)
-        self.vectors = np.vstack([self.vectors, vector.reshape(1, -1).astype(np.float32)])
+        # ``vectors`` is a view of a buffer that doubles when full: one append copies nothing, instead of the
+        # whole matrix (hundreds of MB for a large catalog).
+        buffer = self._buffer
+        if buffer is None or self.vectors.base is not buffer or len(buffer) <= row:
+            buffer = np.empty((max(2 * row, 64), self.dim), dtype=np.float32)
+            buffer[:row] = self.vectors
+        buffer[row] = vector.astype(np.float32)
+        self._buffer, self.vectors = buffer, buffer[: row + 1]
         self.index.add(np.uint64(row), vector.astype(np.float32))
         self.live = np.append(self.live, True)
         return row

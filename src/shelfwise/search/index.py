@@ -2,7 +2,10 @@
 
 Rows are append-only: updating a product tombstones its old row and appends a new one; deleting tombstones
 it. ``save()`` writes a new generation of files under fresh names, then atomically replaces the manifest that
-names them, then deletes the previous generation: a crash mid-save leaves the previous index readable. Anything missing or inconsistent on load raises
+names them, then deletes the previous generation: a crash mid-save leaves the previous index readable.
+Between full saves, ``persist()`` appends single-product changes to the generation's journal (``journal``),
+so making one change durable costs the change, not the catalog; ``load()`` replays it and ``catch_up()``
+applies only what another process appended since. Anything missing or inconsistent on load raises
 ``IndexStateError`` naming the rebuild command.
 """
 
@@ -24,13 +27,17 @@ from ..errors import IndexStateError
 from .config import SearchConfig
 from .dense import DenseIndex
 from .documents import ProductDoc
+from .journal import append_records, read_records, start_journal
 from .lexical import LexicalIndex
-from .locking import ensure_directory
+from .locking import ReadWriteLock, ensure_directory
 
 __all__ = ["FORMAT_VERSION", "REBUILD_HINT", "Embedder", "SearchIndex"]
 
 REBUILD_HINT = "run `shelfwise index --rebuild`"
-FORMAT_VERSION = 3  # 3: generation-named files listed in the manifest; 2 (fixed names) is still read
+# 4: a journal of changes since the save; 3: generation-named files listed in the manifest (still read, as is 2:
+# fixed names). A format-3 reader would ignore the journal and serve stale rows, hence the new number.
+FORMAT_VERSION = 4
+_READABLE_FORMATS = (2, 3, FORMAT_VERSION)
 
 
 class Embedder(Protocol):
@@ -45,6 +52,8 @@ _FORMAT_2_FILES = {"rows": "rows.pkl", "vectors": "vectors.npy", "dense": "dense
 # What a save may leave behind: generations of these, and format 2's fixed names.
 _INDEX_FILES = ("rows-*.pkl", "vectors-*.npy", "dense-*.usearch", "bm25-*", "rows.pkl", "vectors.npy",
                 "dense.usearch", "bm25_*")
+# A journaled change: ("upsert", ProductDoc, vector) or ("delete", product id).
+Change = tuple[Any, ...]
 
 
 def _fsync_tree(path: Path) -> None:
@@ -86,11 +95,22 @@ class SearchIndex:
         self.config = config
         self.row_of = {d.id: i for i, d in enumerate(docs) if alive[i]}
         self._refresh_arrays()
+        self.guard = ReadWriteLock()  # queries read under it; changes made in place write under it
+        self.generation: str | None = None  # the full save this copy extends (None: never saved or loaded)
+        self._journal_end = 0  # bytes of that save's journal already applied here
+        self._journal_records = 0
+        self._unsaved: list[Change] = []  # changes made here since the last persist
+        self._compacted = True  # the main BM25 segment differs from the saved one
 
     def _refresh_arrays(self) -> None:
         self.ids = np.array([d.id for d in self.docs], dtype=object)
         self.popularity = np.array([d.popularity for d in self.docs], dtype=np.float32)
         self.rating = np.array([d.rating for d in self.docs], dtype=np.float32)
+
+    def _append_arrays(self, doc: ProductDoc) -> None:
+        self.ids = np.append(self.ids, np.array([doc.id], dtype=object))
+        self.popularity = np.append(self.popularity, np.float32(doc.popularity))
+        self.rating = np.append(self.rating, np.float32(doc.rating))
 
     # -- building -----------------------------------------------------------------------------------
     @classmethod
@@ -108,30 +128,51 @@ class SearchIndex:
 
     # -- incremental changes ------------------------------------------------------------------------
     def upsert(self, doc: ProductDoc, embedder: Embedder) -> int:
-        """Add or replace one product; visible to the next query at once."""
-        self.delete(doc.id, missing_ok=True)
+        """Add or replace one product; visible to the next query at once, durable after ``persist``."""
         vector = embedder.embed([doc.dense_text()])[0]
+        with self.guard.writing():
+            row = self._put(doc, vector)
+        self._unsaved.append(("upsert", doc, vector))
+        return row
+
+    def delete(self, product_id: str, *, missing_ok: bool = False) -> bool:
+        with self.guard.writing():
+            removed = self._drop(product_id)
+        if removed:
+            self._unsaved.append(("delete", product_id))
+        elif not missing_ok:
+            from ..errors import NotFoundError
+
+            raise NotFoundError("indexed product", product_id, fix="index it first (`shelfwise index`)")
+        return removed
+
+    def _put(self, doc: ProductDoc, vector: np.ndarray) -> int:
+        self._drop(doc.id)
         row = self.lexical.append(doc.field_tokens())
         self.dense.append(vector)
         self.docs.append(doc)
         self.alive = np.append(self.alive, True)
         self.row_of[doc.id] = row
-        self._refresh_arrays()
+        self._append_arrays(doc)
         if self.lexical.needs_merge(self.config.max_delta):
             self.compact()
-        return row
+        return self.row_of[doc.id]
 
-    def delete(self, product_id: str, *, missing_ok: bool = False) -> bool:
+    def _drop(self, product_id: str) -> bool:
         row = self.row_of.pop(product_id, None)
         if row is None:
-            if missing_ok:
-                return False
-            from ..errors import NotFoundError
-
-            raise NotFoundError("indexed product", product_id, fix="index it first (`shelfwise index`)")
+            return False
         self.alive[row] = False
         self.dense.remove(row)
         return True
+
+    def _apply(self, change: Change) -> None:
+        if change[0] == "upsert":
+            self._put(change[1], np.asarray(change[2], dtype=np.float32))
+        elif change[0] == "delete":
+            self._drop(change[1])
+        else:
+            raise ValueError(f"unknown journal record {change[0]!r}")
 
     def compact(self) -> None:
         """Drop tombstones and merge the delta into the main BM25 index (renumbers rows)."""
@@ -143,7 +184,7 @@ class SearchIndex:
         self.alive = np.ones(len(docs), dtype=bool)
         self.row_of = {d.id: i for i, d in enumerate(docs)}
         self._refresh_arrays()
-        self._compacted = True
+        self._compacted = True  # renumbered rows: the next persist is a full save
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -158,7 +199,7 @@ class SearchIndex:
         files = {"rows": f"rows-{gen}.pkl", "vectors": f"vectors-{gen}.npy", "dense": f"dense-{gen}.usearch",
                  "bm25": getattr(self, "_bm25_dir", None)}
         # The main BM25 segment only changes on a full build or a compaction; write a new one then.
-        if getattr(self, "_compacted", True) or not files["bm25"] or not (directory / files["bm25"]).is_dir():
+        if self._compacted or not files["bm25"] or not (directory / files["bm25"]).is_dir():
             files["bm25"] = f"bm25-{gen}"
             (directory / files["bm25"]).mkdir()
             self.lexical.save_main(directory / files["bm25"])
@@ -168,12 +209,55 @@ class SearchIndex:
         self.dense.save(directory / files["vectors"], directory / files["dense"])
         for key in ("rows", "vectors", "dense"):
             _fsync_tree(directory / files[key])
-        manifest = {"format": FORMAT_VERSION, "rows": len(self.docs), "live": len(self), "dim": self.dense.dim,
-                    "embedder": self.embedder_name, "main_n": self.lexical.main_n, "files": files,
-                    "saved_at": time.time()}
+        manifest = {"format": FORMAT_VERSION, "generation": gen, "rows": len(self.docs), "live": len(self),
+                    "dim": self.dense.dim, "embedder": self.embedder_name, "main_n": self.lexical.main_n,
+                    "files": files, "saved_at": time.time()}
         _atomic_write(directory / "manifest.json", json.dumps(manifest, indent=1).encode())
+        # After the manifest: a crash in between leaves the old journal, whose header names the old generation.
+        self._journal_end = start_journal(directory, gen)
+        self.generation, self._journal_records, self._unsaved = gen, 0, []
         self._compacted, self._bm25_dir = False, files["bm25"]
         _remove_unreferenced(directory, set(files.values()))
+
+    def persist(self, directory: Path) -> str:
+        """Make this copy's changes since its last persist durable for other processes: appended to the
+        journal, or a full ``save`` when there is no save to extend, rows were renumbered, or the journal has
+        grown past ``config.journal_share`` of the rows (then a load would replay too much). Call it under the
+        index lock, on a copy that has caught up with the directory. Returns "journal", "save" or "none"."""
+        if not self._unsaved and not self._compacted:
+            return "none"
+        limit = max(self.config.journal_min_records, self.config.journal_share * len(self.docs))
+        if (self.generation is not None and not self._compacted
+                and self._journal_records + len(self._unsaved) <= limit):
+            try:
+                self._journal_end = append_records(directory, self._journal_end, self._unsaved)
+            except FileNotFoundError:  # the journal was removed by hand: the full save below starts a new one
+                pass
+            else:
+                self._journal_records += len(self._unsaved)
+                self._unsaved = []
+                return "journal"
+        self.save(directory)
+        return "save"
+
+    def catch_up(self, directory: Path) -> SearchIndex:
+        """This copy with the changes another process journaled since it was loaded, applied in place; or, if
+        that process made a full save since, the new save loaded. Call it with nothing unsaved here."""
+        try:
+            generation = json.loads((directory / "manifest.json").read_text()).get("generation")
+        except (OSError, ValueError, AttributeError):
+            generation = None
+        found = read_records(directory, generation, self._journal_end) if generation == self.generation \
+            and generation is not None else None
+        if found is None:
+            return SearchIndex.load(directory, self.config, embedder_name=self.embedder_name)
+        changes, end = found
+        if changes:
+            with self.guard.writing():
+                for change in changes:
+                    self._apply(change)
+        self._journal_end, self._journal_records = end, self._journal_records + len(changes)
+        return self
 
     @classmethod
     def load(cls, directory: Path, config: SearchConfig | None = None, *, embedder_name: str | None = None) -> SearchIndex:
@@ -184,7 +268,7 @@ class SearchIndex:
             manifest: dict[str, Any] = json.loads(manifest_path.read_text())
             if not isinstance(manifest, dict):
                 raise TypeError("manifest.json is not an object")
-            if manifest.get("format") not in (2, FORMAT_VERSION):
+            if manifest.get("format") not in _READABLE_FORMATS:
                 raise ValueError(f"index format {manifest.get('format')} is not {FORMAT_VERSION}")
             files = manifest.get("files", _FORMAT_2_FILES)
             state = pickle.loads((directory / files["rows"]).read_bytes())
@@ -196,6 +280,8 @@ class SearchIndex:
                 raise ValueError(f"{len(dense.vectors)} vectors for {len(docs)} rows")
             lexical = LexicalIndex.load(directory / files["bm25"], tokens, int(state["main_n"]))
             built_with = str(manifest["embedder"])
+            generation = manifest.get("generation")
+            journal = read_records(directory, generation) if generation else None
         except IndexStateError:
             raise
         except Exception as exc:  # any unreadable, truncated or mismatched file
@@ -209,4 +295,13 @@ class SearchIndex:
         index._compacted = False
         # A format-2 index keeps its main segment in the directory itself: the first save writes a new one.
         index._bm25_dir = files["bm25"] if files["bm25"] != "." else None
+        if journal is not None:
+            changes, index._journal_end = journal
+            try:
+                for change in changes:
+                    index._apply(change)
+            except Exception as exc:
+                raise IndexStateError(f"the journal of the search index at {directory} does not apply "
+                                      f"({type(exc).__name__}: {exc})", fix=REBUILD_HINT) from exc
+            index.generation, index._journal_records = generation, len(changes)
         return index

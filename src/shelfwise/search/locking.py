@@ -4,6 +4,10 @@ Writers (upsert, sync, build, learn) hold it exclusively while they reload the n
 their change and save; readers hold it shared while they load, so they never read a half-written save.
 ``fcntl.flock`` locks belong to an open file, so two services in one process exclude each other too; the
 holder may re-enter (a writer's reload does not wait for itself).
+
+``ReadWriteLock`` is the in-process counterpart for one loaded index: request threads read it while an
+upsert or a catch-up with another worker's changes edits it in place, and a query must not see a row
+appended to one array and not yet to the next.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ try:
 except ImportError:  # not POSIX: one process per index is then the caller's job
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "IndexLock", "ensure_directory"]
+__all__ = ["LOCK_FILE", "IndexLock", "ReadWriteLock", "ensure_directory"]
 
 LOCK_FILE = ".lock"
 
@@ -74,3 +78,43 @@ class IndexLock:
                                   fix="make the index directory writable by the server's user") from exc
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._fd = fd
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds off new readers, so a steady stream of queries
+    cannot starve an update. Not re-entrant."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()

@@ -101,6 +101,11 @@ class Searcher:
     def search(self, text: str, k: int = 10, context: SearchContext | None = None, *, arm: Arm | None = None,
                explain: bool = False, rerank: int | None = None) -> SearchResult:
         """``rerank``: how many top results the second stage re-scores (None: its configured depth; 0: off)."""
+        with self.index.guard.reading():  # an update or catch-up edits the index in place
+            return self._search(text, k, context, arm=arm, explain=explain, rerank=rerank)
+
+    def _search(self, text: str, k: int, context: SearchContext | None, *, arm: Arm | None, explain: bool,
+                rerank: int | None) -> SearchResult:
         q = self.query(text, context)
         ctx = query_context(q)
         if arm is None:

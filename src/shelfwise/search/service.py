@@ -30,6 +30,7 @@ from .config import SearchConfig
 from .documents import load_docs
 from .feedback import log_impression, record_feedback
 from .index import SearchIndex
+from .journal import JOURNAL_FILE
 from .learning import (
     judged_training_data,
     learn_bandit,
@@ -56,7 +57,7 @@ log = logging.getLogger("shelfwise.search")
 RERANK_SCORES = "rerank_scores.json"  # the second stage's score cache, saved by ``learn``
 MAX_SEGMENT_CHARS = 64  # a segment is a bandit context feature (one-hot by name), not free text
 # What another process may save under the index directory; a change to any of them means "reload".
-_WATCHED = ("manifest.json", "bandit.npz", "ranker.json")
+_WATCHED = ("manifest.json", JOURNAL_FILE, "bandit.npz", "ranker.json")
 
 
 class SearchService:
@@ -137,7 +138,7 @@ class SearchService:
         return status
 
     def _save_index(self, searcher: Searcher) -> None:
-        searcher.index.save(self.directory)
+        searcher.index.persist(self.directory)  # a journal append, or a full save when one is due
         self._stamp = self._disk_stamp()  # our own save is not a reason to reload
         self._memory_stale = True
 
@@ -222,8 +223,13 @@ class SearchService:
             stamp = self._disk_stamp()
             changed = {name for name in _WATCHED if old is None or stamp[name] != self._stamp.get(name)}
             try:
-                index = old.index if old is not None and "manifest.json" not in changed else SearchIndex.load(
-                    self.directory, self.config, embedder_name=self.sw.search_embedder.name)
+                if old is None or "manifest.json" in changed:
+                    index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.search_embedder.name)
+                elif JOURNAL_FILE in changed:  # another worker's single-product changes: apply just those
+                    index = old.index.catch_up(self.directory)
+                    self._memory_stale = True
+                else:
+                    index = old.index
                 bandit = old.bandit if old is not None and "bandit.npz" not in changed else ContextualBandit(
                     epsilon=self.config.bandit_epsilon).load(self.directory / "bandit.npz")
             except IndexStateError as exc:

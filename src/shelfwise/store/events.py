@@ -290,15 +290,18 @@ class EventLog:
         marks their work done (the enrichment loop)."""
         from ..observability import EVENTS_APPENDED, current_trace_id
 
-        for ev in events:
-            if ev.type not in EVENT_TYPES:
-                raise InputError(f"unknown event type {ev.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
         table, trace, now, ids = EventRow.__table__, current_trace_id(), utcnow(), []
         events = list(events)
+        payloads = []
+        for ev in events:  # every event is checked before any is written: a batch goes in whole or not at all
+            if ev.type not in EVENT_TYPES:
+                raise InputError(f"unknown event type {ev.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
+            payloads.append(ev.model_dump(mode="json", exclude={"type", "product_id"}))
+            _refuse_bad_text({"product_id": ev.product_id, **payloads[-1]}, f"{ev.type} event")
         for start in range(0, len(events), 400):  # well inside SQLite's bound-parameter limit
             part = events[start: start + 400]
-            rows = [{"type": e.type, "product_id": e.product_id, "trace_id": trace, "ts": now,
-                     "payload": e.model_dump(mode="json", exclude={"type", "product_id"})} for e in part]
+            rows = [{"type": e.type, "product_id": e.product_id, "trace_id": trace, "ts": now, "payload": payload}
+                    for e, payload in zip(part, payloads[start: start + 400], strict=True)]
             result = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
             ids += [r[0] for r in result]
             for e in part:
