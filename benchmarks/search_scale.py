@@ -10,6 +10,10 @@ load; query latency (the query-vector cache off); one product's update visible i
 other worker processes (``SearchService._save_index``: a journal append, or the full save when the journal is
 due for compaction); another worker catching up (``SearchIndex.catch_up``); and the query-understanding refit
 a service runs after a change. Writes benchmarks/results/search_scale.json.
+
+``--service-only`` measures the service on the ESCI catalog as a server runs it (impressions logged), first
+with searches only, then with a shopper's click after every third search: what learning from clicks costs
+the requests that follow (a copy of the benchmark's home database, so nothing is left behind).
 """
 
 from __future__ import annotations
@@ -124,6 +128,49 @@ def measure(k: int, base_docs: list, base_vectors: np.ndarray, embedder, ranker:
     return row
 
 
+def service_latency(sw, config: SearchConfig, docs: list, vectors: np.ndarray, ranker: LTRRanker,  # type: ignore[no-untyped-def]
+                    queries: list[str], click_every: int) -> dict:
+    """p50 / p99 of ``SearchService.search`` (impression logged) over the queries twice, with a click on the
+    top result after every ``click_every``-th search (0: none), each followed by the next search."""
+    from shelfwise.app import Shelfwise
+    from shelfwise.search import SearchService
+
+    home = Path(tempfile.mkdtemp(prefix="shelfwise-service-"))
+    try:
+        shutil.copy(sw.settings.home / "shelfwise.db", home / "shelfwise.db")
+        app = Shelfwise.open(sw.settings.model_copy(update={"home": home}))
+        directory = home / "index"
+        SearchIndex.build(docs, sw.search_embedder, config, vectors=vectors).save(directory)
+        ranker.save(directory / "ranker.json")
+        svc = SearchService(app, config, directory=directory)
+        app.search_embedder.query_cache_size = 0
+        for q in queries[:5]:
+            svc.search(q, 10)
+        times, after_click, clicks = [], [], 0
+        clicked = False
+        for i, q in enumerate(queries * 2):
+            t0 = time.perf_counter()
+            result = svc.search(q, 10)
+            ms = (time.perf_counter() - t0) * 1000
+            times.append(ms)
+            if clicked:
+                after_click.append(ms)
+            clicked = bool(click_every and i % click_every == 0 and result.hits)
+            if clicked:
+                svc.feedback("click", result.hits[0].product_id, result.decision_id, position=0)
+                clicks += 1
+        svc.settle()
+        out = {"p50": round(float(np.percentile(times, 50)), 2), "p99": round(float(np.percentile(times, 99)), 2),
+               "n": len(times), "clicks": clicks}
+        if after_click:
+            out["right_after_a_click"] = {"p50": round(float(np.percentile(after_click, 50)), 2),
+                                          "p99": round(float(np.percentile(after_click, 99)), 2)}
+        app.close()
+        return out
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -131,6 +178,8 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=20, help="single-product updates timed per size")
     ap.add_argument("--full-save", action="store_true",
                     help="make each update durable by a full save and reload it in full (the path before the journal)")
+    ap.add_argument("--service-only", action="store_true",
+                    help="only the service's latency with and without clicks between searches (ESCI catalog)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search_scale.json")
     args = ap.parse_args()
     commit = head_commit()
@@ -146,6 +195,14 @@ def main() -> None:
     X, y, groups = judged_training_data(searcher, {q: qrels[q] for q in dev})
     ranker = LTRRanker(**tuned["ranker"]).fit(X, y, groups)
     del base, searcher
+    if args.service_only:
+        out = {"commit": commit, "machine": f"{os.cpu_count()}-core CPU, no GPU", "products": len(docs),
+               "searches_only": service_latency(sw, config, docs, vectors, ranker, dev + test, 0),
+               "click_after_every_3rd_search": service_latency(sw, config, docs, vectors, ranker, dev + test, 3)}
+        log(json.dumps(out))
+        args.out.write_text(json.dumps(out, indent=1))
+        sw.close()
+        return
     results = {"commit": commit, "machine": f"{os.cpu_count()}-core CPU, no GPU", "search_model": sw.search_embedder.name,
                "queries": len(dev + test), "durable_by": "full save" if args.full_save else "journal", "sizes": []}
     for k in (int(f) for f in args.factors.split(",")):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -43,3 +44,45 @@ def test_purchase_quantity_is_bounded(service, quantity):
     result = service.search("espresso machine", k=3)
     with pytest.raises(InputError, match="quantity"):
         service.feedback("purchase", result.hits[0].product_id, result.decision_id, quantity=quantity)
+
+
+def test_a_click_reloads_only_the_observed_memory_and_still_counts_at_once(service, app, monkeypatch):
+    """After feedback the next request reloads the clicks, not every product's predicted queries (a pass over
+    the catalog); the clicked product's observed memory shows in that very request."""
+    from shelfwise.search.memory import MemoryIndex
+
+    result = service.search("espresso machine", k=5)
+    last = result.hits[-1].product_id
+    loads: list[str | None] = []
+    real_load = MemoryIndex.load.__func__
+
+    def counting_load(cls, *args, **kwargs):
+        loads.append(kwargs.get("source"))
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryIndex, "load", classmethod(counting_load))
+    service.feedback("click", last, result.decision_id)
+    q = service.searcher().query("espresso machine")
+    row = service.searcher().index.row_of[last]
+    assert loads == ["observed"]
+    assert q.memory[1][row] > 0  # the observed layer holds the click
+
+
+def test_layered_memory_equals_one_memory_over_both_sources(service, app):
+    from shelfwise.search.memory import LayeredMemory, MemoryIndex
+
+    result = service.search("espresso machine", k=5)
+    for hit in result.hits[:3]:
+        service.feedback("click", hit.product_id, result.decision_id)
+    service.feedback("purchase", result.hits[0].product_id, result.decision_id)
+    index = service.searcher().index
+    args = dict(half_life_days=30.0, predicted_weight=0.3)
+    with app.db.session() as s:
+        whole = MemoryIndex.load(s, index.row_of, len(index.docs), **args)
+        layers = LayeredMemory(MemoryIndex.load(s, index.row_of, len(index.docs), source="predicted", **args),
+                               MemoryIndex.load(s, index.row_of, len(index.docs), source="observed", **args))
+    for query in ("espresso machine", "espresso", "summit tents", "nothing like it"):
+        for got, want in zip(layers.lookup(query), whole.lookup(query), strict=True):
+            assert np.allclose(got, want, atol=1e-6)
+        assert layers.has_observed(query) == whole.has_observed(query)
+    assert whole.lookup("espresso machine")[1].max() > 0

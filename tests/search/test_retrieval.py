@@ -49,6 +49,10 @@ def test_query_understanding_learns_slots_from_catalog_and_clicks(app):
     row = [d.id for d in docs].index("p-headphones")
     learned = QueryUnderstanding().fit(docs, [("gift for him", row)] * 3)
     assert ("category", "headphones") in {(s.field, s.value) for s in learned.parse("gift")}
+    # Refitting the clicks alone (after feedback) equals a whole fit, and leaves the original untouched.
+    relearned = qu.with_clicks(docs, [("gift for him", row)] * 3)
+    assert relearned.parse("gift") == learned.parse("gift") and relearned.lexicon_ is qu.lexicon_
+    assert not any(s.value == "headphones" for s in qu.parse("gift"))
 
 
 def test_structured_filters_to_matching_slots(service):

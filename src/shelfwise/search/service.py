@@ -39,7 +39,7 @@ from .learning import (
     validate_judgements,
 )
 from .locking import IndexLock
-from .memory import MemoryIndex, store_predicted
+from .memory import LayeredMemory, MemoryIndex, store_predicted
 from .models import MemoryEntry
 from .pipeline import Searcher, SearchResult
 from .query import SearchContext
@@ -66,7 +66,10 @@ class SearchService:
         self.config = config or SearchConfig()
         self.directory = directory or sw.settings.home / "index"
         self._searcher: Searcher | None = None
-        self._memory_stale = False
+        self._memory_stale = False  # the index changed: reload both memory layers and refit understanding
+        self._clicks_stale = False  # feedback arrived: reload the observed layer only
+        # (index, predicted-query memory, catalog-fitted understanding) the click refresh builds on
+        self._predicted: tuple[SearchIndex, MemoryIndex, QueryUnderstanding] | None = None
         self._lock = IndexLock(self.directory)
         self._stamp: dict[str, tuple[int, int, int] | None] = {}  # the saved files the loaded pipeline came from
         self._next_check = 0.0  # monotonic time of the next look at the disk
@@ -198,6 +201,8 @@ class SearchService:
         assert self._searcher is not None
         if self._memory_stale:
             self._refresh_memory(self._searcher)
+        elif self._clicks_stale:
+            self._refresh_clicks(self._searcher)
         return self._searcher
 
     def _reload_running(self) -> bool:
@@ -263,17 +268,36 @@ class SearchService:
             self._ranker_error = exc
             return None
 
-    def _refresh_memory(self, searcher: Searcher) -> None:
-        index = searcher.index
+    def _load_memory(self, index: SearchIndex, source: str) -> MemoryIndex:
         with self.sw.db.session() as s:
-            searcher.memory = MemoryIndex.load(s, index.row_of, len(index.docs),
-                                               half_life_days=self.config.memory_half_life_days,
-                                               predicted_weight=self.config.predicted_query_weight)
+            return MemoryIndex.load(s, index.row_of, len(index.docs), source=source,
+                                    half_life_days=self.config.memory_half_life_days,
+                                    predicted_weight=self.config.predicted_query_weight)
+
+    def _refresh_memory(self, searcher: Searcher) -> None:
+        """After an index change: both memory layers and the query-understanding lexicon (passes over every
+        product), then the clicks."""
+        index = searcher.index
+        self._memory_stale = False  # first: an index change during the refresh marks it stale again
+        self._predicted = (index, self._load_memory(index, "predicted"), QueryUnderstanding().fit(index.docs))
+        self._refresh_clicks(searcher)
+
+    def _refresh_clicks(self, searcher: Searcher) -> None:
+        """After feedback: only the observed layer and the click part of query understanding, which grow with
+        the clicks, not the catalog (what the next request waits for after a click in this process)."""
+        index = searcher.index
+        if self._predicted is None or self._predicted[0] is not index:
+            self._refresh_memory(searcher)
+            return
+        self._clicks_stale = False  # first: feedback arriving during the refresh marks it stale again
+        observed = self._load_memory(index, "observed")
+        with self.sw.db.session() as s:
             clicks = s.execute(select(MemoryEntry.query_key, MemoryEntry.product_id)
                                .where(MemoryEntry.source == "observed", MemoryEntry.score > 0)).all()
         pairs = [(key, index.row_of[pid]) for key, pid in clicks if pid in index.row_of]
-        searcher.understanding = QueryUnderstanding().fit(index.docs, pairs)
-        self._memory_stale = False
+        _, predicted, understanding = self._predicted
+        searcher.understanding = understanding.with_clicks(index.docs, pairs)
+        searcher.memory = LayeredMemory(predicted, observed)
 
     # -- requests -------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -316,7 +340,7 @@ class SearchService:
         with self.sw.db.session() as s:
             event_id = record_feedback(s, kind, product_id, decision_id, position=position, quantity=quantity,
                                        half_life_days=self.config.memory_half_life_days)
-        self._memory_stale = True
+        self._clicks_stale = True
         return event_id
 
     def train_ranker(self, judgements: object) -> dict[str, Any]:
@@ -351,7 +375,7 @@ class SearchService:
                 report["bandit_updates"] = learn_bandit(s, searcher.bandit, before=utcnow() - feedback_window)
             searcher.bandit.save(self.directory / "bandit.npz")
             self._stamp = self._disk_stamp()
-            self._refresh_memory(searcher)
+            self._refresh_clicks(searcher)  # returns changed the observed layer only
         if retrain_ranker:  # trained outside the lock: other workers' reloads and writes need not wait for it
             with self.sw.db.session() as s:
                 ranker, n_queries = train_ranker_from_log(s, searcher)

@@ -37,6 +37,19 @@ class QueryUnderstanding:
         self.min_click_share = min_click_share
 
     def fit(self, docs: list[ProductDoc], clicks: Iterable[tuple[str, int]] = ()) -> QueryUnderstanding:
+        self._fit_catalog(docs)
+        self._fit_clicks(docs, clicks)
+        return self
+
+    def with_clicks(self, docs: list[ProductDoc], clicks: Iterable[tuple[str, int]]) -> QueryUnderstanding:
+        """A copy that keeps this one's catalog lexicon (a pass over every product) and learns the clicks
+        afresh: what a service does after feedback, which changes the clicks only."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._fit_clicks(docs, clicks)
+        return copy
+
+    def _fit_catalog(self, docs: list[ProductDoc]) -> None:
         n = max(len(docs), 1)
         rows_of: dict[tuple[str, str], list[int]] = defaultdict(list)
         for row, doc in enumerate(docs):
@@ -53,6 +66,9 @@ class QueryUnderstanding:
                 continue
             self.slot_rows_[(field, value)] = np.asarray(sorted(set(rows)), dtype=np.int64)
             self.lexicon_[toks].append((field, value, math.log(n / len(rows))))
+        self.n_rows_ = len(docs)
+
+    def _fit_clicks(self, docs: list[ProductDoc], clicks: Iterable[tuple[str, int]]) -> None:
         # From clicks: token -> category shares, kept when one category takes a clear share of the clicks.
         cat_counts: dict[str, Counter[str]] = defaultdict(Counter)
         for query, row in clicks:
@@ -66,8 +82,6 @@ class QueryUnderstanding:
             kept = [(c, k / total) for c, k in counts.most_common(3) if k / total >= self.min_click_share and total >= 2]
             if kept:
                 self.click_lexicon_[tok] = [(c, s) for c, s in kept if ("category", c) in self.slot_rows_]
-        self.n_rows_ = len(docs)
-        return self
 
     def parse(self, query: str, tokens: list[str] | None = None) -> list[Slot]:
         toks = tokens if tokens is not None else tokenize(query)
