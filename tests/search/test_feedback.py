@@ -76,7 +76,7 @@ def test_layered_memory_equals_one_memory_over_both_sources(service, app):
         service.feedback("click", hit.product_id, result.decision_id)
     service.feedback("purchase", result.hits[0].product_id, result.decision_id)
     index = service.searcher().index
-    args = dict(half_life_days=30.0, predicted_weight=0.3)
+    args = {"half_life_days": 30.0, "predicted_weight": 0.3}
     with app.db.session() as s:
         whole = MemoryIndex.load(s, index.row_of, len(index.docs), **args)
         layers = LayeredMemory(MemoryIndex.load(s, index.row_of, len(index.docs), source="predicted", **args),

@@ -117,12 +117,12 @@ class MemoryIndex:
         seen: dict[tuple[str, int], float] = defaultdict(float)
         stmt = select(MemoryEntry.query_key, MemoryEntry.product_id, MemoryEntry.source, MemoryEntry.score,
                       MemoryEntry.updated_at)
-        for key, pid, source, score, ts in session.execute(
+        for key, pid, kind, score, ts in session.execute(
                 stmt if source is None else stmt.where(MemoryEntry.source == source)):
             row = row_of.get(pid)
             if row is None or score <= 0:
                 continue
-            if source == "observed":
+            if kind == "observed":
                 value = score * _decay((now - ts).total_seconds() / 86400, half_life_days)
                 seen[(key, row)] += value
             else:
