@@ -165,10 +165,33 @@ def service_latency(sw, config: SearchConfig, docs: list, vectors: np.ndarray, r
         if after_click:
             out["right_after_a_click"] = {"p50": round(float(np.percentile(after_click, 50)), 2),
                                           "p99": round(float(np.percentile(after_click, 99)), 2)}
+        else:  # once, without clicks: a seller's change through the catalog, SearchService.upsert, the next search
+            out["upsert_then_search_s"] = _upsert_then_search(app, svc, docs[:10])
         app.close()
         return out
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _upsert_then_search(app, svc, docs: list) -> dict:  # type: ignore[no-untyped-def]
+    from shelfwise.store import Catalog, Listing
+
+    upsert_s, search_s = [], []
+    for i, doc in enumerate(docs):
+        word = f"zanzibar{i}quux"
+        with app.db.session() as s:
+            product = Catalog(s).get(doc.id)
+            Catalog(s).upsert(Listing(id=doc.id, title=f"{product.title} {word}", brand=product.brand,
+                                      category_path=product.category_path), source="bench")
+        t0 = time.perf_counter()
+        svc.upsert(doc.id)
+        t1 = time.perf_counter()
+        found = doc.id in svc.search(word, 5, arm="lexical").product_ids
+        t2 = time.perf_counter()
+        upsert_s.append(t1 - t0)
+        search_s.append(t2 - t1 if found else float("nan"))
+    return {"upsert_median": round(float(np.median(upsert_s)), 3), "next_search_median": round(float(np.median(search_s)), 3),
+            "total_max": round(float(np.max(np.add(upsert_s, search_s))), 3)}
 
 
 def main() -> None:

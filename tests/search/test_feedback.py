@@ -79,10 +79,34 @@ def test_layered_memory_equals_one_memory_over_both_sources(service, app):
     args = {"half_life_days": 30.0, "predicted_weight": 0.3}
     with app.db.session() as s:
         whole = MemoryIndex.load(s, index.row_of, len(index.docs), **args)
-        layers = LayeredMemory(MemoryIndex.load(s, index.row_of, len(index.docs), source="predicted", **args),
+        layers = LayeredMemory([MemoryIndex.load(s, index.row_of, len(index.docs), source="predicted", **args)],
                                MemoryIndex.load(s, index.row_of, len(index.docs), source="observed", **args))
     for query in ("espresso machine", "espresso", "summit tents", "nothing like it"):
         for got, want in zip(layers.lookup(query), whole.lookup(query), strict=True):
             assert np.allclose(got, want, atol=1e-6)
         assert layers.has_observed(query) == whole.has_observed(query)
     assert whole.lookup("espresso machine")[1].max() > 0
+
+
+def test_an_upsert_refreshes_memory_and_understanding_from_the_new_rows_only(service, app):
+    """The request after an upsert reads the new product's predicted queries and values, not the catalog's;
+    the product is found by them at once. Renumbered rows (a merge of the BM25 delta) force a full pass."""
+    from shelfwise.search.retrievers import get_retriever
+    from shelfwise.store import Catalog, Listing
+
+    service.search("espresso machine", k=3)
+    passes = service._signals.full_passes
+    with app.db.session() as s:
+        Catalog(s).upsert(Listing(id="p-yurt", title="Four season yurt", brand="Zorblax",
+                                  category_path="Sports > Yurts", attributes={"material": "felt"}), source="test")
+    service.upsert("p-yurt")
+    q = service.searcher().query("zorblax yurts")
+    assert service._signals.full_passes == passes
+    assert [c.product_id for c in get_retriever("memory").retrieve(q, 3)][:1] == ["p-yurt"]  # predicted query
+    slots = {(slot.field, slot.value) for slot in q.slots}
+    assert {("brand", "zorblax"), ("category", "yurts")} <= slots  # values new to the lexicon
+    assert [c.product_id for c in get_retriever("structured").retrieve(q, 3)][:1] == ["p-yurt"]
+    service.searcher().index.compact()
+    service._memory_stale = True
+    service.searcher()
+    assert service._signals.full_passes == passes + 1

@@ -55,6 +55,26 @@ def test_query_understanding_learns_slots_from_catalog_and_clicks(app):
     assert not any(s.value == "headphones" for s in qu.parse("gift"))
 
 
+def test_query_understanding_adds_new_rows_without_a_full_fit(app):
+    from shelfwise.search.documents import ProductDoc, load_docs
+
+    with app.db.session() as s:
+        docs = load_docs(s)
+    qu = QueryUnderstanding(max_df=0.25).fit(docs)
+    assert ("category", "shoes") in qu.too_common_  # on 3 of the 10 products
+    new = [ProductDoc(id="p-x", title="x", brand="Zorblax", category="Home > Lamps", attributes={"color": "red"}),
+           ProductDoc(id="p-y", title="y", brand="Zorblax", category="Clothing > Shoes")]
+    grown = qu.with_rows(docs + new, range(len(docs), len(docs) + len(new)))
+    assert grown.slot_rows_[("brand", "zorblax")].tolist() == [len(docs), len(docs) + 1]
+    assert len(docs) in grown.slot_rows_[("category", "lamps")].tolist()  # a known value gains the row
+    assert len(docs) in grown.slot_rows_[("color", "red")].tolist()
+    assert ("brand", "zorblax") not in qu.slot_rows_  # the original is untouched
+    assert ("category", "shoes") not in grown.slot_rows_  # a value cut for being everywhere stays out
+    whole = QueryUnderstanding(max_df=0.25).fit(docs + new)
+    assert {(s.field, s.value) for s in grown.parse("zorblax lamps")} == \
+        {(s.field, s.value) for s in whole.parse("zorblax lamps")}
+
+
 def test_structured_filters_to_matching_slots(service):
     q = service.searcher().query("red shoes")
     ids = [c.product_id for c in get_retriever("structured").retrieve(q, 10)]

@@ -101,6 +101,7 @@ class SearchIndex:
         self._journal_records = 0
         self._unsaved: list[Change] = []  # changes made here since the last persist
         self._compacted = True  # the main BM25 segment differs from the saved one
+        self.compactions = 0  # rows were renumbered this many times (row-keyed caches elsewhere check it)
 
     def _refresh_arrays(self) -> None:
         self.ids = np.array([d.id for d in self.docs], dtype=object)
@@ -185,6 +186,7 @@ class SearchIndex:
         self.row_of = {d.id: i for i, d in enumerate(docs)}
         self._refresh_arrays()
         self._compacted = True  # renumbered rows: the next persist is a full save
+        self.compactions += 1
 
     def __len__(self) -> int:
         return len(self.row_of)

@@ -110,15 +110,21 @@ class MemoryIndex:
 
     @classmethod
     def load(cls, session: Session, row_of: dict[str, int], n_rows: int, *, half_life_days: float,
-             predicted_weight: float, now: datetime | None = None, source: str | None = None) -> MemoryIndex:
-        """The stored entries (of one ``source`` only, "observed" or "predicted", if given) over ``n_rows``."""
+             predicted_weight: float, now: datetime | None = None, source: str | None = None,
+             product_ids: list[str] | None = None) -> MemoryIndex:
+        """The stored entries over ``n_rows`` (of one ``source`` only, "observed" or "predicted", and of the
+        products ``product_ids`` only, if given)."""
         now = now or utcnow()
         total: dict[tuple[str, int], float] = defaultdict(float)
         seen: dict[tuple[str, int], float] = defaultdict(float)
         stmt = select(MemoryEntry.query_key, MemoryEntry.product_id, MemoryEntry.source, MemoryEntry.score,
                       MemoryEntry.updated_at)
-        for key, pid, kind, score, ts in session.execute(
-                stmt if source is None else stmt.where(MemoryEntry.source == source)):
+        if source is not None:
+            stmt = stmt.where(MemoryEntry.source == source)
+        statements = [stmt] if product_ids is None else [  # chunks: SQLite bounds the parameters of one IN
+            stmt.where(MemoryEntry.product_id.in_(product_ids[i : i + 500])) for i in range(0, len(product_ids), 500)]
+        rows_read = (r for part in statements for r in session.execute(part))
+        for key, pid, kind, score, ts in rows_read:
             row = row_of.get(pid)
             if row is None or score <= 0:
                 continue
@@ -175,22 +181,23 @@ class MemoryIndex:
 
 
 class LayeredMemory:
-    """The memory index as two layers loaded apart: predicted queries (one set per product: they change with
-    the catalog) and observed clicks and purchases (they change with every piece of feedback). A click then
-    costs reloading the clicks, not every product's predicted queries. Lookups equal one ``MemoryIndex`` over
-    both (sums add up before the log1p damping)."""
+    """The memory index as layers loaded apart: predicted queries (one set per product: they change with the
+    catalog; a second layer holds the products indexed since the first was read) and observed clicks and
+    purchases (they change with every piece of feedback). A click then costs reloading the clicks, not every
+    product's predicted queries. Lookups equal one ``MemoryIndex`` over all of them (sums add up before the
+    log1p damping)."""
 
-    def __init__(self, predicted: MemoryIndex, observed: MemoryIndex) -> None:
+    def __init__(self, predicted: list[MemoryIndex], observed: MemoryIndex) -> None:
         self.predicted, self.observed = predicted, observed
 
     def lookup(self, query: str, *, min_similarity: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-        p_total, _ = self.predicted.lookup_sums(query, min_similarity=min_similarity)
+        sums = [layer.lookup_sums(query, min_similarity=min_similarity)[0] for layer in self.predicted]
         o_total, o_seen = self.observed.lookup_sums(query, min_similarity=min_similarity)
-        n = max(len(p_total), len(o_total))  # a layer loaded before rows were appended is shorter
-        total = np.zeros(n)
-        total[: len(p_total)] += p_total
-        total[: len(o_total)] += o_total
-        seen = np.zeros(n)
+        sums.append(o_total)
+        total = np.zeros(max(len(x) for x in sums))  # a layer loaded before rows were appended is shorter
+        for part in sums:
+            total[: len(part)] += part
+        seen = np.zeros(len(total))
         seen[: len(o_seen)] = o_seen
         return np.log1p(total).astype(np.float32), np.log1p(seen).astype(np.float32)
 

@@ -18,8 +18,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from ..config import MAX_RERANK_DEPTH
 from ..errors import IndexStateError, InputError, NotFoundError, UnknownNameError
 from ..store.events import SearchImpression
@@ -39,12 +37,11 @@ from .learning import (
     validate_judgements,
 )
 from .locking import IndexLock
-from .memory import LayeredMemory, MemoryIndex, store_predicted
-from .models import MemoryEntry
+from .memory import store_predicted
 from .pipeline import Searcher, SearchResult
 from .query import SearchContext
 from .rank import LTRRanker, SecondStage
-from .understanding import QueryUnderstanding
+from .signals import ShopperSignals
 
 if TYPE_CHECKING:
     from ..app import Shelfwise
@@ -66,10 +63,8 @@ class SearchService:
         self.config = config or SearchConfig()
         self.directory = directory or sw.settings.home / "index"
         self._searcher: Searcher | None = None
-        self._memory_stale = False  # the index changed: reload both memory layers and refit understanding
-        self._clicks_stale = False  # feedback arrived: reload the observed layer only
-        # (index, predicted-query memory, catalog-fitted understanding) the click refresh builds on
-        self._predicted: tuple[SearchIndex, MemoryIndex, QueryUnderstanding] | None = None
+        self._memory_stale = False  # the index changed or feedback arrived: refresh memory and understanding
+        self._signals = ShopperSignals(sw.db.session, self.config)  # refreshes them at the cost of the change
         self._lock = IndexLock(self.directory)
         self._stamp: dict[str, tuple[int, int, int] | None] = {}  # the saved files the loaded pipeline came from
         self._next_check = 0.0  # monotonic time of the next look at the disk
@@ -201,8 +196,6 @@ class SearchService:
         assert self._searcher is not None
         if self._memory_stale:
             self._refresh_memory(self._searcher)
-        elif self._clicks_stale:
-            self._refresh_clicks(self._searcher)
         return self._searcher
 
     def _reload_running(self) -> bool:
@@ -268,36 +261,9 @@ class SearchService:
             self._ranker_error = exc
             return None
 
-    def _load_memory(self, index: SearchIndex, source: str) -> MemoryIndex:
-        with self.sw.db.session() as s:
-            return MemoryIndex.load(s, index.row_of, len(index.docs), source=source,
-                                    half_life_days=self.config.memory_half_life_days,
-                                    predicted_weight=self.config.predicted_query_weight)
-
     def _refresh_memory(self, searcher: Searcher) -> None:
-        """After an index change: both memory layers and the query-understanding lexicon (passes over every
-        product), then the clicks."""
-        index = searcher.index
-        self._memory_stale = False  # first: an index change during the refresh marks it stale again
-        self._predicted = (index, self._load_memory(index, "predicted"), QueryUnderstanding().fit(index.docs))
-        self._refresh_clicks(searcher)
-
-    def _refresh_clicks(self, searcher: Searcher) -> None:
-        """After feedback: only the observed layer and the click part of query understanding, which grow with
-        the clicks, not the catalog (what the next request waits for after a click in this process)."""
-        index = searcher.index
-        if self._predicted is None or self._predicted[0] is not index:
-            self._refresh_memory(searcher)
-            return
-        self._clicks_stale = False  # first: feedback arriving during the refresh marks it stale again
-        observed = self._load_memory(index, "observed")
-        with self.sw.db.session() as s:
-            clicks = s.execute(select(MemoryEntry.query_key, MemoryEntry.product_id)
-                               .where(MemoryEntry.source == "observed", MemoryEntry.score > 0)).all()
-        pairs = [(key, index.row_of[pid]) for key, pid in clicks if pid in index.row_of]
-        _, predicted, understanding = self._predicted
-        searcher.understanding = understanding.with_clicks(index.docs, pairs)
-        searcher.memory = LayeredMemory(predicted, observed)
+        self._memory_stale = False  # first: a change marked during the refresh makes it stale again
+        searcher.memory, searcher.understanding = self._signals.refresh(searcher.index)
 
     # -- requests -------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -340,7 +306,7 @@ class SearchService:
         with self.sw.db.session() as s:
             event_id = record_feedback(s, kind, product_id, decision_id, position=position, quantity=quantity,
                                        half_life_days=self.config.memory_half_life_days)
-        self._clicks_stale = True
+        self._memory_stale = True
         return event_id
 
     def train_ranker(self, judgements: object) -> dict[str, Any]:
@@ -375,7 +341,7 @@ class SearchService:
                 report["bandit_updates"] = learn_bandit(s, searcher.bandit, before=utcnow() - feedback_window)
             searcher.bandit.save(self.directory / "bandit.npz")
             self._stamp = self._disk_stamp()
-            self._refresh_clicks(searcher)  # returns changed the observed layer only
+            self._refresh_memory(searcher)
         if retrain_ranker:  # trained outside the lock: other workers' reloads and writes need not wait for it
             with self.sw.db.session() as s:
                 ranker, n_queries = train_ranker_from_log(s, searcher)

@@ -49,19 +49,52 @@ class QueryUnderstanding:
         copy._fit_clicks(docs, clicks)
         return copy
 
+    def with_rows(self, docs: list[ProductDoc], rows: Iterable[int]) -> QueryUnderstanding:
+        """A copy that also knows the values of ``docs[rows]`` (products indexed since the fit): each value
+        gains the row; a value new to the lexicon enters with the specificity of a value one product has. The
+        document frequencies of the rest, and the ``max_df`` cut, wait for the next full fit."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.slot_rows_ = dict(self.slot_rows_)
+        copy.lexicon_ = defaultdict(list, {k: list(v) for k, v in self.lexicon_.items()})
+        added: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for row in rows:
+            for key in self._values(docs[row]):
+                added[key].append(row)
+        n = max(len(docs), 1)
+        for (field, value), new_rows in added.items():
+            old = copy.slot_rows_.get((field, value))
+            if (field, value) in self.too_common_:
+                continue
+            if old is None:
+                toks = tuple(tokenize(value))
+                if not toks or len(toks) > _MAX_NGRAM:
+                    continue
+                copy.lexicon_[toks].append((field, value, math.log(n / len(new_rows))))
+                old = np.zeros(0, dtype=np.int64)
+            copy.slot_rows_[(field, value)] = np.union1d(old, np.asarray(new_rows, dtype=np.int64))
+        copy.n_rows_ = len(docs)
+        return copy
+
+    @staticmethod
+    def _values(doc: ProductDoc) -> list[tuple[str, str]]:
+        values = [("brand", doc.brand)] + [("category", c.strip()) for c in doc.category.split(">")[1:]]
+        values += list(doc.attributes.items())
+        return [(field, value.strip().lower()) for field, value in values if value and len(value) <= 60]
+
     def _fit_catalog(self, docs: list[ProductDoc]) -> None:
         n = max(len(docs), 1)
         rows_of: dict[tuple[str, str], list[int]] = defaultdict(list)
         for row, doc in enumerate(docs):
-            values = [("brand", doc.brand)] + [("category", c.strip()) for c in doc.category.split(">")[1:]]
-            values += list(doc.attributes.items())
-            for field, value in values:
-                if value and len(value) <= 60:
-                    rows_of[(field, value.strip().lower())].append(row)
+            for key in self._values(doc):
+                rows_of[key].append(row)
         self.slot_rows_: dict[tuple[str, str], np.ndarray] = {}
         self.lexicon_: dict[tuple[str, ...], list[tuple[str, str, float]]] = defaultdict(list)
+        self.too_common_: set[tuple[str, str]] = set()  # values left out for being on too many products
         for (field, value), rows in rows_of.items():
             toks = tuple(tokenize(value))
+            if len(rows) > self.max_df * n:
+                self.too_common_.add((field, value))
             if not toks or len(toks) > _MAX_NGRAM or len(rows) > self.max_df * n:
                 continue
             self.slot_rows_[(field, value)] = np.asarray(sorted(set(rows)), dtype=np.int64)
