@@ -46,9 +46,9 @@ def test_purchase_quantity_is_bounded(service, quantity):
         service.feedback("purchase", result.hits[0].product_id, result.decision_id, quantity=quantity)
 
 
-def test_a_click_reloads_only_the_observed_memory_and_still_counts_at_once(service, app, monkeypatch):
-    """After feedback the next request reloads the clicks, not every product's predicted queries (a pass over
-    the catalog); the clicked product's observed memory shows in that very request."""
+def test_a_click_reloads_only_the_observed_memory(service, app, monkeypatch):
+    """After feedback the memory refresh reloads the clicks, not every product's predicted queries (a pass
+    over the catalog), beside the requests rather than in front of one."""
     from shelfwise.search.memory import MemoryIndex
 
     result = service.search("espresso machine", k=5)
@@ -62,6 +62,8 @@ def test_a_click_reloads_only_the_observed_memory_and_still_counts_at_once(servi
 
     monkeypatch.setattr(MemoryIndex, "load", classmethod(counting_load))
     service.feedback("click", last, result.decision_id)
+    service.searcher()  # the next request: served at once, the refresh runs beside it
+    service.settle()
     q = service.searcher().query("espresso machine")
     row = service.searcher().index.row_of[last]
     assert loads == ["observed"]
@@ -100,6 +102,8 @@ def test_an_upsert_refreshes_memory_and_understanding_from_the_new_rows_only(ser
         Catalog(s).upsert(Listing(id="p-yurt", title="Four season yurt", brand="Zorblax",
                                   category_path="Sports > Yurts", attributes={"material": "felt"}), source="test")
     service.upsert("p-yurt")
+    service.searcher()
+    service.settle()
     q = service.searcher().query("zorblax yurts")
     assert service._signals.full_passes == passes
     assert [c.product_id for c in get_retriever("memory").retrieve(q, 3)][:1] == ["p-yurt"]  # predicted query
@@ -108,5 +112,33 @@ def test_an_upsert_refreshes_memory_and_understanding_from_the_new_rows_only(ser
     assert [c.product_id for c in get_retriever("structured").retrieve(q, 3)][:1] == ["p-yurt"]
     service.searcher().index.compact()
     service._memory_stale = True
-    service.searcher()
+    service.settle()
     assert service._signals.full_passes == passes + 1
+
+
+def test_the_request_after_a_click_does_not_wait_for_the_memory_refresh(service, monkeypatch):
+    import threading
+
+    from shelfwise.search.signals import ShopperSignals
+
+    result = service.search("espresso machine", k=3)
+    entered, release = threading.Event(), threading.Event()
+    real_refresh = ShopperSignals.refresh
+
+    def slow_refresh(self, index):
+        entered.set()
+        release.wait(10)
+        return real_refresh(self, index)
+
+    monkeypatch.setattr(ShopperSignals, "refresh", slow_refresh)
+    service.feedback("click", result.hits[0].product_id, result.decision_id)
+    answered = []
+    request = threading.Thread(target=lambda: answered.append(service.search("espresso machine", k=3)))
+    request.start()
+    request.join(5)
+    try:
+        assert entered.wait(5) and answered, "a search waited for the memory refresh"
+    finally:
+        release.set()
+    service.settle()
+    assert service.searcher().memory.has_observed("espresso machine")

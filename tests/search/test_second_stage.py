@@ -260,6 +260,7 @@ def test_queries_with_observed_clicks_keep_the_click_trained_ranking(tmp_path):
     first = svc.search("camping gear", arm="broad")
     assert first.ranker.endswith("+ce")
     svc.feedback("click", first.hits[1].product_id, first.decision_id)
+    svc.settle()  # the memory refresh a click starts runs beside requests
     after = svc.search("camping gear", arm="broad")
     assert not after.ranker.endswith("+ce")  # shoppers' clicks now rank this query
     assert svc.search("camping gear", arm="broad", rerank=3).ranker.endswith("+ce")  # asked for: applied
@@ -268,6 +269,7 @@ def test_queries_with_observed_clicks_keep_the_click_trained_ranking(tmp_path):
     always, _ = _service(tmp_path / "always", depth=3, skip_clicked=False)
     first = always.search("camping gear", arm="broad")
     always.feedback("click", first.hits[1].product_id, first.decision_id)
+    always.settle()
     assert always.search("camping gear", arm="broad").ranker.endswith("+ce")
     always.sw.close()
 

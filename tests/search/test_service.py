@@ -38,6 +38,7 @@ def test_feedback_updates_the_memory_index_and_search(service, app):
     target = result.hits[-1].product_id
     service.feedback("click", target, result.decision_id)
     service.feedback("purchase", target, result.decision_id, position=len(result.hits) - 1)
+    service.settle()  # the request after feedback does not wait for the memory refresh; settle does
     assert _observed(app, target) == pytest.approx(5.0)  # click 1 + purchase 4
     again = service.search("gift idea", arm="memory-led", explain=True, log_impression_event=False)
     assert again.hits[0].product_id == target

@@ -11,6 +11,7 @@ layer) and adds their values to the lexicon, and feedback re-reads just the obse
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class ShopperSignals:
         self._full: _CatalogPass | None = None
         self._delta: tuple[int, MemoryIndex | None, QueryUnderstanding] | None = None  # (rows covered, …)
         self.full_passes = 0  # how many times the whole catalog was read (tests and metrics)
+        self._lock = threading.Lock()  # a request's refresh and a background one share the cached passes
 
     def _load(self, index: SearchIndex, source: str, product_ids: list[str] | None = None) -> MemoryIndex:
         with self.sessions() as s:
@@ -76,6 +78,10 @@ class ShopperSignals:
         return [full.predicted] + ([predicted] if predicted is not None else []), understanding
 
     def refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
+        with self._lock:
+            return self._refresh(index)
+
+    def _refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
         predicted, understanding = self._catalog(index)
         observed = self._load(index, "observed")
         with self.sessions() as s:
