@@ -49,18 +49,18 @@ def test_purchase_quantity_is_bounded(service, quantity):
 def test_a_click_reloads_only_the_observed_memory(service, app, monkeypatch):
     """After feedback the memory refresh reloads the clicks, not every product's predicted queries (a pass
     over the catalog), beside the requests rather than in front of one."""
-    from shelfwise.search.memory import MemoryIndex
+    from shelfwise.search import signals
 
     result = service.search("espresso machine", k=5)
     last = result.hits[-1].product_id
     loads: list[str | None] = []
-    real_load = MemoryIndex.load.__func__
+    real_read = signals.read_entries
 
-    def counting_load(cls, *args, **kwargs):
-        loads.append(kwargs.get("source"))
-        return real_load(cls, *args, **kwargs)
+    def counting_read(session, source=None, product_ids=None):
+        loads.append(source)
+        return real_read(session, source, product_ids)
 
-    monkeypatch.setattr(MemoryIndex, "load", classmethod(counting_load))
+    monkeypatch.setattr(signals, "read_entries", counting_read)
     service.feedback("click", last, result.decision_id)
     service.searcher()  # the next request: served at once, the refresh runs beside it
     service.settle()

@@ -28,6 +28,9 @@ class SearchConfig(BaseModel):
     journal_share: float = Field(
         0.05, ge=0.0, description="... or this share of the index's rows, if more: a full save costs time in "
         "proportion to the rows, so it is due after proportionally many changes")
+    memory_refresh_seconds: float = Field(
+        0.25, ge=0.0, description="feedback and index changes reach this process's memory index at most this "
+        "often (one refresh serves a burst of clicks: its CPU is bounded whatever the click rate)")
     memory_half_life_days: float = Field(30.0, gt=0, description="click/purchase memory decays with this half-life")
     predicted_query_weight: float = Field(0.3, ge=0.0, description="doc2query scores relative to one click")
     default_k: int = Field(10, ge=1, le=200)

@@ -9,7 +9,9 @@ query is matched to similar stored queries by token overlap with two sparse prod
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +23,8 @@ from .documents import ProductDoc
 from .models import MemoryEntry
 from .text import normalize_query, tokenize
 
-__all__ = ["FEEDBACK_WEIGHTS", "LayeredMemory", "MemoryIndex", "predicted_queries", "record_interaction", "store_predicted"]
+__all__ = ["FEEDBACK_WEIGHTS", "LayeredMemory", "MemoryIndex", "predicted_queries", "read_entries", "record_interaction",
+           "store_predicted"]
 
 # What one event says about a (query, product) pair, in clicks.
 FEEDBACK_WEIGHTS = {"click": 1.0, "add_to_cart": 2.0, "purchase": 4.0, "customer_return": -3.0}
@@ -88,6 +91,20 @@ def store_predicted(session: Session, docs: list[ProductDoc], intents: dict[str,
     return len(rows)
 
 
+def read_entries(session: Session, source: str | None = None, product_ids: list[str] | None = None
+                 ) -> list[Any]:
+    """Stored memory entries as (query key, product id, source, score, updated at), of one ``source`` and of
+    the products ``product_ids`` only, if given."""
+    stmt = select(MemoryEntry.query_key, MemoryEntry.product_id, MemoryEntry.source, MemoryEntry.score,
+                  MemoryEntry.updated_at)
+    if source is not None:
+        stmt = stmt.where(MemoryEntry.source == source)
+    if product_ids is None:
+        return list(session.execute(stmt))
+    return [r for i in range(0, len(product_ids), 500)  # chunks: SQLite bounds the parameters of one IN
+            for r in session.execute(stmt.where(MemoryEntry.product_id.in_(product_ids[i : i + 500])))]
+
+
 def _weighted_rows(matrix: sp.csr_matrix, keys: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """sum_i weights[i] * matrix[keys[i]], dense over all rows (one bincount, no Python loop)."""
     ptr = matrix.indptr
@@ -114,17 +131,17 @@ class MemoryIndex:
              product_ids: list[str] | None = None) -> MemoryIndex:
         """The stored entries over ``n_rows`` (of one ``source`` only, "observed" or "predicted", and of the
         products ``product_ids`` only, if given)."""
+        return cls.from_entries(read_entries(session, source, product_ids), row_of, n_rows, now=now,
+                                half_life_days=half_life_days, predicted_weight=predicted_weight)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[Sequence[Any]], row_of: dict[str, int], n_rows: int, *,
+                     half_life_days: float, predicted_weight: float, now: datetime | None = None) -> MemoryIndex:
+        """From ``read_entries`` rows: (query key, product id, source, score, updated at)."""
         now = now or utcnow()
         total: dict[tuple[str, int], float] = defaultdict(float)
         seen: dict[tuple[str, int], float] = defaultdict(float)
-        stmt = select(MemoryEntry.query_key, MemoryEntry.product_id, MemoryEntry.source, MemoryEntry.score,
-                      MemoryEntry.updated_at)
-        if source is not None:
-            stmt = stmt.where(MemoryEntry.source == source)
-        statements = [stmt] if product_ids is None else [  # chunks: SQLite bounds the parameters of one IN
-            stmt.where(MemoryEntry.product_id.in_(product_ids[i : i + 500])) for i in range(0, len(product_ids), 500)]
-        rows_read = (r for part in statements for r in session.execute(part))
-        for key, pid, kind, score, ts in rows_read:
+        for key, pid, kind, score, ts in entries:
             row = row_of.get(pid)
             if row is None or score <= 0:
                 continue

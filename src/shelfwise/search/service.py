@@ -72,6 +72,7 @@ class SearchService:
         self._failed_stamp: dict[str, tuple[int, int, int] | None] | None = None  # a save that did not load
         self._reloading: threading.Thread | None = None  # the background reload another worker's save started
         self._refreshing: threading.Thread | None = None  # the background memory refresh feedback started
+        self._last_refresh = 0.0  # monotonic time the memory was last refreshed
         self._swap = threading.Lock()  # one reload at a time in this process (taken after the index lock)
 
     # -- index --------------------------------------------------------------------------------------
@@ -207,6 +208,10 @@ class SearchService:
         return self._searcher
 
     def _refresh_in_background(self) -> None:
+        # Clicks come in bursts: wait out the interval since the last refresh, then fold them all in at once.
+        wait = self._last_refresh + self.config.memory_refresh_seconds - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         searcher = self._searcher
         try:
             if searcher is not None:
@@ -284,6 +289,7 @@ class SearchService:
     def _refresh_memory(self, searcher: Searcher) -> None:
         self._memory_stale = False  # first: a change marked during the refresh makes it stale again
         searcher.memory, searcher.understanding = self._signals.refresh(searcher.index)
+        self._last_refresh = time.monotonic()
 
     # -- requests -------------------------------------------------------------------------------------
     def reload(self) -> None:

@@ -16,13 +16,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .config import SearchConfig
 from .index import SearchIndex
-from .memory import LayeredMemory, MemoryIndex
-from .models import MemoryEntry
+from .memory import LayeredMemory, MemoryIndex, read_entries
 from .understanding import QueryUnderstanding
 
 __all__ = ["DELTA_SHARE", "MIN_DELTA_ROWS", "ShopperSignals"]
@@ -53,9 +51,12 @@ class ShopperSignals:
 
     def _load(self, index: SearchIndex, source: str, product_ids: list[str] | None = None) -> MemoryIndex:
         with self.sessions() as s:
-            return MemoryIndex.load(s, index.row_of, len(index.docs), source=source, product_ids=product_ids,
-                                    half_life_days=self.config.memory_half_life_days,
-                                    predicted_weight=self.config.predicted_query_weight)
+            return self._build(index, read_entries(s, source, product_ids))
+
+    def _build(self, index: SearchIndex, entries: list) -> MemoryIndex:  # type: ignore[type-arg]
+        return MemoryIndex.from_entries(entries, index.row_of, len(index.docs),
+                                        half_life_days=self.config.memory_half_life_days,
+                                        predicted_weight=self.config.predicted_query_weight)
 
     def _catalog(self, index: SearchIndex) -> tuple[list[MemoryIndex], QueryUnderstanding]:
         full = self._full
@@ -83,9 +84,7 @@ class ShopperSignals:
 
     def _refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
         predicted, understanding = self._catalog(index)
-        observed = self._load(index, "observed")
         with self.sessions() as s:
-            clicks = s.execute(select(MemoryEntry.query_key, MemoryEntry.product_id)
-                               .where(MemoryEntry.source == "observed", MemoryEntry.score > 0)).all()
-        pairs = [(key, index.row_of[pid]) for key, pid in clicks if pid in index.row_of]
-        return LayeredMemory(predicted, observed), understanding.with_clicks(index.docs, pairs)
+            entries = read_entries(s, "observed")  # one read for the observed layer and the click lexicon
+        pairs = [(key, index.row_of[pid]) for key, pid, _, score, _ in entries if score > 0 and pid in index.row_of]
+        return LayeredMemory(predicted, self._build(index, entries)), understanding.with_clicks(index.docs, pairs)

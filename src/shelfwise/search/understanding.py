@@ -8,6 +8,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -17,6 +18,12 @@ from .text import tokenize
 __all__ = ["QueryUnderstanding", "Slot"]
 
 _MAX_NGRAM = 4
+
+
+@lru_cache(maxsize=65536)
+def _query_tokens(query: str) -> frozenset[str]:
+    """Stored click queries repeat in every refit of the click lexicon: tokenise each once."""
+    return frozenset(tokenize(query))
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,11 @@ class QueryUnderstanding:
     def _fit_clicks(self, docs: list[ProductDoc], clicks: Iterable[tuple[str, int]]) -> None:
         # From clicks: token -> category shares, kept when one category takes a clear share of the clicks.
         cat_counts: dict[str, Counter[str]] = defaultdict(Counter)
+        tokens = _query_tokens
         for query, row in clicks:
             if 0 <= row < len(docs) and docs[row].category:
                 leaf = docs[row].category.split(">")[-1].strip().lower()
-                for tok in set(tokenize(query)):
+                for tok in tokens(query):
                     cat_counts[tok][leaf] += 1
         self.click_lexicon_: dict[str, list[tuple[str, float]]] = {}
         for tok, counts in cat_counts.items():
