@@ -403,13 +403,13 @@ def serving(sw: Shelfwise, searcher: Searcher, products: list[dict], queries: li
     index.upsert(doc2, sw.search_embedder)
     hit = searcher.search("zanzibarquux", 5, arm=DEFAULT_ARMS[0]).product_ids
     out["update_visible_s"] = round(time.perf_counter() - t0, 4) if doc.id in hit else None
-    # What SearchService.upsert adds so that other worker processes see the change too: the crash-safe save of
-    # the whole index (new generation of files, fsync, manifest swapped last), under the inter-process lock.
+    # What SearchService.upsert adds so that other worker processes see the change too: the change appended
+    # to the index's journal and fsynced (a full save only when one is due), under the inter-process lock.
     with tempfile.TemporaryDirectory() as tmp:
-        index.save(Path(tmp))  # the first save writes everything; an upsert's save rewrites it as well
+        index.save(Path(tmp))  # the full save the journal extends
         t0 = time.perf_counter()
         index.upsert(type(doc)(**{**doc.__dict__, "title": doc.title + " zanzibarquuy"}), sw.search_embedder)
-        index.save(Path(tmp))
+        out["update_durable_by"] = index.persist(Path(tmp))
         out["update_durable_s"] = round(time.perf_counter() - t0, 4)
     log(f"update visible in-process {out['update_visible_s']} s, durable for other workers {out['update_durable_s']} s")
     return out

@@ -13,7 +13,9 @@ a service runs after a change. Writes benchmarks/results/search_scale.json.
 
 ``--service-only`` measures the service on the ESCI catalog as a server runs it (impressions logged), first
 with searches only, then with a shopper's click after every third search: what learning from clicks costs
-the requests that follow (a copy of the benchmark's home database, so nothing is left behind).
+the requests that follow (a copy of the benchmark's home database, so nothing is left behind); and a
+seller's change through the catalog to ``SearchService.upsert`` to the next search. Its figures go under
+"service" in the JSON, keeping the sizes of the last full run. Run it after the full run.
 """
 
 from __future__ import annotations
@@ -223,7 +225,9 @@ def main() -> None:
                "searches_only": service_latency(sw, config, docs, vectors, ranker, dev + test, 0),
                "click_after_every_3rd_search": service_latency(sw, config, docs, vectors, ranker, dev + test, 3)}
         log(json.dumps(out))
-        args.out.write_text(json.dumps(out, indent=1))
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
+        results["service"] = out  # beside the sizes of the last full run, with its own commit
+        args.out.write_text(json.dumps(results, indent=1))
         sw.close()
         return
     results = {"commit": commit, "machine": f"{os.cpu_count()}-core CPU, no GPU", "search_model": sw.search_embedder.name,
