@@ -176,10 +176,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = _toml_path()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if "SHELFWISE_CONFIG" in os.environ and not path.is_file():
+        if "SHELFWISE_CONFIG" in os.environ and (not path.exists() or path.is_dir()):
             # Named on purpose: running on the defaults instead would, e.g., point a production server at a
             # fresh SQLite file.
-            raise ConfigError(f"SHELFWISE_CONFIG names {path}, which is not a file",
+            raise ConfigError(f"SHELFWISE_CONFIG names {path}, which is not a file (missing, or a directory)",
                               fix="fix the path, or unset SHELFWISE_CONFIG to use ./shelfwise.toml if present")
         if path.exists():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))

@@ -165,7 +165,8 @@ def test_queries_never_see_a_half_applied_change(saved):
     for t in threads:
         t.join()
     assert not errors, errors[0]
-    assert searcher.search("model149", 3).product_ids[0] == "p-2"
+    lexical = next(a for a in searcher.bandit.arms if a.name == "lexical")  # not an explored dense-only arm
+    assert searcher.search("model149", 3, arm=lexical).product_ids[0] == "p-2"
 
 
 def test_a_waiting_writer_holds_off_new_readers():
@@ -209,3 +210,60 @@ def test_appended_vectors_share_one_growing_buffer():
     base = dense.vectors.base
     dense.append(np.zeros(4, dtype=np.float32))
     assert dense.vectors.base is base  # no copy of the matrix for one more row
+
+
+def test_zeros_a_crash_left_at_the_end_of_the_journal_are_not_a_record(saved):
+    writer, directory = saved
+    writer.upsert(ProductDoc(id="p-kayak", title="Carbon fibre kayak paddle"), EMB)
+    writer.persist(directory)
+    reader = SearchIndex.load(directory)
+    with open(directory / JOURNAL_FILE, "ab") as f:  # the file grew, its data never reached the disk
+        f.write(bytes(64))
+    assert "p-kayak" in SearchIndex.load(directory).row_of
+    assert reader.catch_up(directory) is reader
+    writer.upsert(ProductDoc(id="p-canoe", title="Aluminium canoe"), EMB)
+    assert writer.persist(directory) == "journal"  # appended where the readable journal ends
+    assert {"p-kayak", "p-canoe"} <= set(reader.catch_up(directory).row_of)
+
+
+def test_a_journal_shorter_than_a_copy_has_read_means_a_full_reload(saved):
+    writer, directory = saved
+    reader = SearchIndex.load(directory)
+    writer.upsert(ProductDoc(id="p-kayak", title="Carbon fibre kayak paddle"), EMB)
+    writer.persist(directory)
+    reader.catch_up(directory)
+    from shelfwise.search.journal import start_journal
+
+    start_journal(directory, writer.generation)  # replaced by hand: same generation, fewer bytes
+    fresh = reader.catch_up(directory)
+    assert fresh is not reader and "p-kayak" not in fresh.row_of  # what the directory now says
+
+
+def test_a_batch_that_does_not_apply_changes_nothing_and_is_not_retried_in_place(saved):
+    from shelfwise.search.journal import append_records
+
+    writer, directory = saved
+    reader = SearchIndex.load(directory)
+    rows = len(reader.docs)
+    writer.upsert(ProductDoc(id="p-kayak", title="Carbon fibre kayak paddle"), EMB)
+    writer.persist(directory)
+    append_records(directory, read_records(directory, writer.generation)[1], [("rename", "p-boot")])
+    for _ in range(2):
+        with pytest.raises(IndexStateError, match="does not apply"):
+            reader.catch_up(directory)
+        assert len(reader.docs) == rows and "p-kayak" not in reader.row_of  # the good record was not applied
+
+
+def test_a_large_catch_up_rebuilds_the_bm25_delta_once(saved, monkeypatch):
+    from shelfwise.search.lexical import LexicalIndex
+
+    writer, directory = saved
+    reader = SearchIndex.load(directory)
+    for i in range(40):
+        writer.upsert(ProductDoc(id=f"p-n{i}", title=f"gadget model{i}"), EMB)
+    writer.persist(directory)
+    rebuilds = []
+    real = LexicalIndex.rebuild_delta
+    monkeypatch.setattr(LexicalIndex, "rebuild_delta", lambda self: (rebuilds.append(1), real(self))[1])
+    reader.catch_up(directory)
+    assert len(rebuilds) == 1 and _ids(reader, "model39")[0] == "p-n39"

@@ -178,6 +178,10 @@ def test_another_workers_single_product_changes_are_applied_not_reloaded(app, mo
     b.searcher()
     b.settle()
     assert b.searcher().index is loaded and _top(b, "quokka") == "p-bag"
+    # b's memory and query understanding learnt the new row too (predicted queries, the brand as a slot)
+    q = b.searcher().query("summit sleeping bags")
+    assert ("brand", "summit") in {(s.field, s.value) for s in q.slots}
+    assert q.memory[0][loaded.row_of["p-bag"]] > 0
     with app.db.session() as s:
         Catalog(s).delete("p-bag")
     assert a.upsert("p-bag") == "removed"

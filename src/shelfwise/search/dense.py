@@ -41,11 +41,12 @@ class DenseIndex:
 
     def append(self, vector: np.ndarray) -> int:
         row = len(self.vectors)
-        # ``vectors`` is a view of a buffer that doubles when full: one append copies nothing, instead of the
-        # whole matrix (hundreds of MB for a large catalog).
+        # ``vectors`` is a view of a buffer with room to spare: an append copies nothing, instead of the whole
+        # matrix (hundreds of MB for a large catalog). It grows by an eighth, not double: the spare room is
+        # resident memory in every worker.
         buffer = self._buffer
         if buffer is None or self.vectors.base is not buffer or len(buffer) <= row:
-            buffer = np.empty((max(2 * row, 64), self.dim), dtype=np.float32)
+            buffer = np.empty((row + max(64, row // 8), self.dim), dtype=np.float32)
             buffer[:row] = self.vectors
         buffer[row] = vector.astype(np.float32)
         self._buffer, self.vectors = buffer, buffer[: row + 1]

@@ -27,7 +27,7 @@ from ..errors import IndexStateError
 from .config import SearchConfig
 from .dense import DenseIndex
 from .documents import ProductDoc
-from .journal import append_records, read_records, start_journal
+from .journal import append_records, fsync_directory, read_records, start_journal
 from .lexical import LexicalIndex
 from .locking import ReadWriteLock, ensure_directory
 
@@ -73,6 +73,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_directory(path.parent)
 
 
 def _remove_unreferenced(directory: Path, keep: set[str]) -> None:
@@ -147,9 +148,9 @@ class SearchIndex:
             raise NotFoundError("indexed product", product_id, fix="index it first (`shelfwise index`)")
         return removed
 
-    def _put(self, doc: ProductDoc, vector: np.ndarray) -> int:
+    def _put(self, doc: ProductDoc, vector: np.ndarray, *, rebuild: bool = True) -> int:
         self._drop(doc.id)
-        row = self.lexical.append(doc.field_tokens())
+        row = self.lexical.append(doc.field_tokens(), rebuild=rebuild)
         self.dense.append(vector)
         self.docs.append(doc)
         self.alive = np.append(self.alive, True)
@@ -167,13 +168,21 @@ class SearchIndex:
         self.dense.remove(row)
         return True
 
-    def _apply(self, change: Change) -> None:
-        if change[0] == "upsert":
-            self._put(change[1], np.asarray(change[2], dtype=np.float32))
-        elif change[0] == "delete":
-            self._drop(change[1])
-        else:
-            raise ValueError(f"unknown journal record {change[0]!r}")
+    def _apply_all(self, changes: list[Change]) -> None:
+        """Apply journaled changes in order, rebuilding the BM25 delta once for the batch (once per change
+        would cost a batch of k changes k rebuilds, seconds under the write lock for a few hundred)."""
+        for change in changes:  # check them all first: a batch applies whole or not at all
+            if not (isinstance(change, tuple) and (
+                    (len(change) == 3 and change[0] == "upsert" and isinstance(change[1], ProductDoc)
+                     and np.shape(change[2]) == (self.dense.dim,))
+                    or (len(change) == 2 and change[0] == "delete" and isinstance(change[1], str)))):
+                raise ValueError(f"journal record {str(change)[:80]!r} is not an upsert or a delete of this index")
+        for change in changes:
+            if change[0] == "upsert":
+                self._put(change[1], np.asarray(change[2], dtype=np.float32), rebuild=False)
+            else:
+                self._drop(change[1])
+        self.lexical.rebuild_delta()
 
     def compact(self) -> None:
         """Drop tombstones and merge the delta into the main BM25 index (renumbers rows)."""
@@ -256,8 +265,12 @@ class SearchIndex:
         changes, end = found
         if changes:
             with self.guard.writing():
-                for change in changes:
-                    self._apply(change)
+                try:
+                    self._apply_all(changes)
+                except Exception as exc:
+                    self.generation = None  # whatever applied, the next catch-up loads the directory afresh
+                    raise IndexStateError(f"the journal of the search index at {directory} does not apply "
+                                          f"({type(exc).__name__}: {exc})", fix=REBUILD_HINT) from exc
         self._journal_end, self._journal_records = end, self._journal_records + len(changes)
         return self
 
@@ -300,8 +313,7 @@ class SearchIndex:
         if journal is not None:
             changes, index._journal_end = journal
             try:
-                for change in changes:
-                    index._apply(change)
+                index._apply_all(changes)
             except Exception as exc:
                 raise IndexStateError(f"the journal of the search index at {directory} does not apply "
                                       f"({type(exc).__name__}: {exc})", fix=REBUILD_HINT) from exc

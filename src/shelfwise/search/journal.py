@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JOURNAL_FILE", "append_records", "read_records", "start_journal"]
+__all__ = ["JOURNAL_FILE", "append_records", "fsync_directory", "read_records", "start_journal"]
 
 JOURNAL_FILE = "journal.log"
 MAGIC = b"SWJ1"
@@ -47,7 +47,22 @@ def start_journal(directory: Path, generation: str) -> int:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_directory(directory)
     return _HEADER
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_records(directory: Path, generation: str, offset: int = 0) -> tuple[list[Any], int] | None:
@@ -70,9 +85,14 @@ def read_records(directory: Path, generation: str, offset: int = 0) -> tuple[lis
     while pos + _FRAME.size <= len(data):
         length, crc = _FRAME.unpack_from(data, pos)
         payload = data[pos + _FRAME.size : pos + _FRAME.size + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            break  # a torn append: everything before it is whole, nothing after it was acknowledged
-        records.append(pickle.loads(payload))
+        # A torn append (or the zeros a crash can leave when a file grew but its data never reached the disk:
+        # length 0 and CRC 0 agree): everything before it is whole, nothing after it was acknowledged.
+        if not length or len(payload) != length or zlib.crc32(payload) != crc:
+            break
+        try:
+            records.append(pickle.loads(payload))
+        except Exception:  # noqa: BLE001 - a frame that checks but does not read: stop, as for a torn one
+            break
         pos += _FRAME.size + length
     return records, start + pos
 
@@ -88,7 +108,11 @@ def append_records(directory: Path, offset: int, records: list[Any]) -> int:
     with open(directory / JOURNAL_FILE, "r+b") as f:
         f.truncate(offset)
         f.seek(offset)
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
+        try:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError:  # a full disk, an I/O error: leave no half of this append for a reader to apply
+            f.truncate(offset)
+            raise
     return offset + len(blob)

@@ -88,11 +88,16 @@ class LexicalIndex:
     def n(self) -> int:
         return len(self.rows)
 
-    def append(self, tokens: dict[str, list[str]]) -> int:
-        """Add one row to the delta; returns its row number."""
+    def append(self, tokens: dict[str, list[str]], *, rebuild: bool = True) -> int:
+        """Add one row to the delta; returns its row number. ``rebuild=False`` defers rebuilding the delta
+        (a batch of rows rebuilds it once, with ``rebuild_delta``; until then the new rows score nothing)."""
         self.rows.append(tokens)
-        self.delta = _Segment(self.rows[self.main_n :], self.vocab)
+        if rebuild:
+            self.rebuild_delta()
         return self.n - 1
+
+    def rebuild_delta(self) -> None:
+        self.delta = _Segment(self.rows[self.main_n :], self.vocab)
 
     def needs_merge(self, max_delta: int) -> bool:
         return self.n - self.main_n > max_delta

@@ -143,7 +143,7 @@ class MemoryIndex:
         seen: dict[tuple[str, int], float] = defaultdict(float)
         for key, pid, kind, score, ts in entries:
             row = row_of.get(pid)
-            if row is None or score <= 0:
+            if row is None or row >= n_rows or score <= 0:
                 continue
             if kind == "observed":
                 value = score * _decay((now - ts).total_seconds() / 86400, half_life_days)

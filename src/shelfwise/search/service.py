@@ -245,12 +245,12 @@ class SearchService:
         with self._lock.hold(shared=True):  # no writer is half-way through a save while we read
             stamp = self._disk_stamp()
             changed = {name for name in _WATCHED if old is None or stamp[name] != self._stamp.get(name)}
+            caught_up = False
             try:
                 if old is None or "manifest.json" in changed:
                     index = SearchIndex.load(self.directory, self.config, embedder_name=self.sw.search_embedder.name)
                 elif JOURNAL_FILE in changed:  # another worker's single-product changes: apply just those
-                    index = old.index.catch_up(self.directory)
-                    self._memory_stale = True
+                    index, caught_up = old.index.catch_up(self.directory), True
                 else:
                     index = old.index
                 bandit = old.bandit if old is not None and "bandit.npz" not in changed else ContextualBandit(
@@ -266,11 +266,12 @@ class SearchService:
             ranker = old.ranker if old is not None and "ranker.json" not in changed else self._load_ranker()
         searcher = Searcher(index, self.sw.search_embedder, config=self.config, intents=self.sw.providers.intents,
                             bandit=bandit, ranker=ranker, second_stage=self.second_stage)
-        if old is not None and index is old.index:
+        keep_memory = old is not None and index is old.index
+        if keep_memory:
             searcher.memory, searcher.understanding = old.memory, old.understanding
-        else:
-            self._memory_stale = True
         self._searcher, self._stamp, self._failed_stamp = searcher, stamp, None
+        if caught_up or not keep_memory:  # after the swap: a refresh now works on the searcher requests get
+            self._memory_stale = True
 
     def _load_ranker(self) -> LTRRanker | None:
         """The saved ranker, if any. A broken one fails searches (with how to retrain it) but not the

@@ -79,7 +79,8 @@ class ShopperSignals:
         return [full.predicted] + ([predicted] if predicted is not None else []), understanding
 
     def refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
-        with self._lock:
+        # Under the index's read lock: a catch-up applying another worker's changes edits rows in place.
+        with self._lock, index.guard.reading():
             return self._refresh(index)
 
     def _refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
