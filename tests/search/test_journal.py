@@ -267,3 +267,18 @@ def test_a_large_catch_up_rebuilds_the_bm25_delta_once(saved, monkeypatch):
     monkeypatch.setattr(LexicalIndex, "rebuild_delta", lambda self: (rebuilds.append(1), real(self))[1])
     reader.catch_up(directory)
     assert len(rebuilds) == 1 and _ids(reader, "model39")[0] == "p-n39"
+
+
+def test_a_forked_child_starts_with_the_read_write_lock_free():
+    import os
+
+    lock = ReadWriteLock()
+    with lock.reading():
+        pid = os.fork()
+        if pid == 0:  # the child: the reading thread is not here, so a writer must get in at once
+            ok = threading.Event()
+            t = threading.Thread(target=lambda: (lock.writing().__enter__(), ok.set()))
+            t.start()
+            os._exit(0 if ok.wait(2) else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,9 +83,14 @@ class IndexLock:
 
 class ReadWriteLock:
     """Many readers or one writer; a waiting writer holds off new readers, so a steady stream of queries
-    cannot starve an update. Not re-entrant."""
+    cannot starve an update. Not re-entrant. A forked child starts with it free: the threads that held it
+    in the parent do not exist there (a pre-forking server forks after loading the index)."""
 
     def __init__(self) -> None:
+        self._reset()
+        _ALL_RW_LOCKS.add(self)
+
+    def _reset(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writing = False
@@ -118,3 +124,8 @@ class ReadWriteLock:
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
+
+
+_ALL_RW_LOCKS: weakref.WeakSet[ReadWriteLock] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [lock._reset() for lock in list(_ALL_RW_LOCKS)])

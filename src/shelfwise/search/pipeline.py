@@ -102,26 +102,23 @@ class Searcher:
                explain: bool = False, rerank: int | None = None) -> SearchResult:
         """``rerank``: how many top results the second stage re-scores (None: its configured depth; 0: off)."""
         with self.index.guard.reading():  # an update or catch-up edits the index in place
-            return self._search(text, k, context, arm=arm, explain=explain, rerank=rerank)
-
-    def _search(self, text: str, k: int, context: SearchContext | None, *, arm: Arm | None, explain: bool,
-                rerank: int | None) -> SearchResult:
-        q = self.query(text, context)
-        ctx = query_context(q)
-        if arm is None:
-            arm, propensity = self.bandit.choose(ctx)
-        else:
-            propensity = 1.0
-        rows, found = self.candidates(q, arm)
-        scores, ranker, X = self.score(q, rows, found)
-        order, pair = self.rerank(q.text, rows, scores, rerank)
+            q = self.query(text, context)
+            ctx = query_context(q)
+            if arm is None:
+                arm, propensity = self.bandit.choose(ctx)
+            else:
+                propensity = 1.0
+            rows, found = self.candidates(q, arm)
+            scores, ranker, X = self.score(q, rows, found)
+            docs = [self.index.docs[int(r)] for r in rows]
+        # Outside the lock: a cross-encoder pass can take 200 ms, and a waiting update holds off new queries.
+        order, pair = self.rerank(q.text, rows, scores, rerank, docs=docs)
         if len(pair):
             ranker += "+ce"
         hits = []
         for pos, i in enumerate(order[:k]):
-            row = int(rows[i])
-            doc = self.index.docs[row]
-            hit = Hit(doc.id, doc.title, float(scores[i]), pos, dict(found[row]),
+            doc = docs[i]
+            hit = Hit(doc.id, doc.title, float(scores[i]), pos, dict(found[int(rows[i])]),
                       rerank_score=float(pair[pos]) if pos < len(pair) else None)
             if explain:
                 hit.features = {n: round(float(v), 4) for n, v in zip(FEATURE_NAMES, X[i], strict=True) if v}
@@ -132,10 +129,11 @@ class Searcher:
         return SearchResult(q.text, uuid.uuid4().hex, arm.name, dict(arm.mix), propensity, ctx, ranker, hits,
                             slots, len(rows))
 
-    def rerank(self, text: str, rows: np.ndarray, scores: np.ndarray, depth: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def rerank(self, text: str, rows: np.ndarray, scores: np.ndarray, depth: int | None = None, *,
+               docs: list | None = None) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
         """The final order of ``rows`` (indices, best first) and the second stage's scores of its head (empty
-        when the stage is off or absent, or skipped for a query with observed clicks)."""
+        when the stage is off or absent, or skipped for a query with observed clicks). ``docs``: the rows'
+        documents, if already read."""
         stage = self.second_stage
         if stage is None and depth:
             raise ConfigError("this searcher has no second stage to re-rank with",
@@ -145,5 +143,7 @@ class Searcher:
             # off, or shoppers' clicks on this query already rank it better than a fixed blend (SecondStage)
             return np.argsort(-scores, kind="stable"), np.zeros(0)
         # a depth asked for per request is honoured now; the configured one follows the stage's mode
-        return stage.rerank(text, [self.index.docs[int(r)] for r in rows], scores, depth,
-                            wait=True if depth is not None else None)
+        if docs is None:
+            with self.index.guard.reading():
+                docs = [self.index.docs[int(r)] for r in rows]
+        return stage.rerank(text, docs, scores, depth, wait=True if depth is not None else None)
