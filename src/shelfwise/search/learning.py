@@ -131,24 +131,28 @@ def judged_training_data(searcher: Searcher, judgements: Mapping[str, Mapping[st
     unjudged ones labelled 0), so the ranker learns both to order the judged set and to push down noise.
     ``rows_out`` (optional) receives (query, its index rows in feature-row order) for each kept query."""
     xs, ys, groups = [], [], []
-    row_of = searcher.index.row_of
     for text, labels in judgements.items():
-        try:
-            q = searcher.query(text)
-        except InputError as exc:
-            raise InputError(f"judged query {text[:60]!r} is not searchable ({exc})",
-                             fix="fix or remove that query in the judgements") from exc
-        rows = {row_of[p]: int(lbl) for p, lbl in labels.items() if p in row_of}
-        if candidates_from is not None:
-            found, _ = searcher.candidates(q, candidates_from)
-            for r in found.tolist():
-                rows.setdefault(int(r), 0)
-        if len(rows) < 2 or max(rows.values()) == 0:
-            continue
-        r = np.fromiter(rows.keys(), dtype=np.int64, count=len(rows))
+        # One query at a time under the index's read lock: training runs beside serving, and another worker's
+        # changes may be applied to this index in place meanwhile (a few milliseconds' hold each).
+        with searcher.index.guard.reading():
+            try:
+                q = searcher.query(text)
+            except InputError as exc:
+                raise InputError(f"judged query {text[:60]!r} is not searchable ({exc})",
+                                 fix="fix or remove that query in the judgements") from exc
+            row_of = searcher.index.row_of
+            rows = {row_of[p]: int(lbl) for p, lbl in labels.items() if p in row_of}
+            if candidates_from is not None:
+                found, _ = searcher.candidates(q, candidates_from)
+                for r in found.tolist():
+                    rows.setdefault(int(r), 0)
+            if len(rows) < 2 or max(rows.values()) == 0:
+                continue
+            r = np.fromiter(rows.keys(), dtype=np.int64, count=len(rows))
+            features = feature_matrix(q, r)
         if rows_out is not None:
             rows_out.append((text, r))
-        xs.append(feature_matrix(q, r))
+        xs.append(features)
         ys.append(np.fromiter(rows.values(), dtype=np.int32, count=len(rows)))
         groups.append(len(rows))
     if not xs:
