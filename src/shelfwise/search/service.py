@@ -197,7 +197,7 @@ class SearchService:
                 self._reloading.start()
         assert self._searcher is not None
         if self._memory_stale:
-            if self._searcher.memory is None or force_check:  # nothing to serve with yet, or not a request
+            if self._searcher.memory is None:  # nothing to serve with yet
                 self._refresh_memory(self._searcher)
             elif not (self._refreshing is not None and self._refreshing.is_alive()):
                 # Feedback or an index change: a request serves the memory it has (a few ms older) rather than
