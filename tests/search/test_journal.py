@@ -282,3 +282,18 @@ def test_a_forked_child_starts_with_the_read_write_lock_free():
             os._exit(0 if ok.wait(2) else 1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_copy_with_no_save_to_extend_keeps_no_journal_and_saves_in_full(app, tmp_path, monkeypatch):
+    with app.db.session() as s:
+        index = SearchIndex.build(load_docs(s), EMB, SearchConfig())
+    for i in range(30):  # an in-memory index (a notebook, a benchmark) does not pile up journal records
+        index.upsert(ProductDoc(id=f"p-n{i}", title=f"gadget model{i}"), EMB)
+    assert index._unsaved == []
+    assert index.persist(tmp_path / "idx") == "save"
+    loaded = SearchIndex.load(tmp_path / "idx")
+    loaded.generation = None  # as for an index saved by an older version (no journal to extend)
+    loaded._compacted = False
+    loaded.upsert(ProductDoc(id="p-kayak", title="Carbon fibre kayak paddle"), EMB)
+    assert loaded.persist(tmp_path / "idx") == "save"
+    assert "p-kayak" in SearchIndex.load(tmp_path / "idx").row_of

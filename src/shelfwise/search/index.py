@@ -101,6 +101,7 @@ class SearchIndex:
         self._journal_end = 0  # bytes of that save's journal already applied here
         self._journal_records = 0
         self._unsaved: list[Change] = []  # changes made here since the last persist
+        self._full_save_due = False  # changed without a save to extend: the next persist saves in full
         self._compacted = True  # the main BM25 segment differs from the saved one
         self.compactions = 0  # rows were renumbered this many times (row-keyed caches elsewhere check it)
 
@@ -134,19 +135,27 @@ class SearchIndex:
         vector = embedder.embed([doc.dense_text()])[0]
         with self.guard.writing():
             row = self._put(doc, vector)
-        self._unsaved.append(("upsert", doc, vector))
+        self._journal(("upsert", doc, vector))
         return row
 
     def delete(self, product_id: str, *, missing_ok: bool = False) -> bool:
         with self.guard.writing():
             removed = self._drop(product_id)
         if removed:
-            self._unsaved.append(("delete", product_id))
+            self._journal(("delete", product_id))
         elif not missing_ok:
             from ..errors import NotFoundError
 
             raise NotFoundError("indexed product", product_id, fix="index it first (`shelfwise index`)")
         return removed
+
+    def _journal(self, change: Change) -> None:
+        # Only a copy that extends a save keeps its changes for the journal; any other (built in memory, or
+        # loaded from an older format) is saved in full by its next persist, so it need not hold them.
+        if self.generation is not None:
+            self._unsaved.append(change)
+        else:
+            self._full_save_due = True
 
     def _put(self, doc: ProductDoc, vector: np.ndarray, *, rebuild: bool = True) -> int:
         self._drop(doc.id)
@@ -226,7 +235,7 @@ class SearchIndex:
         _atomic_write(directory / "manifest.json", json.dumps(manifest, indent=1).encode())
         # After the manifest: a crash in between leaves the old journal, whose header names the old generation.
         self._journal_end = start_journal(directory, gen)
-        self.generation, self._journal_records, self._unsaved = gen, 0, []
+        self.generation, self._journal_records, self._unsaved, self._full_save_due = gen, 0, [], False
         self._compacted, self._bm25_dir = False, files["bm25"]
         _remove_unreferenced(directory, set(files.values()))
 
@@ -235,10 +244,10 @@ class SearchIndex:
         journal, or a full ``save`` when there is no save to extend, rows were renumbered, or the journal has
         grown past ``config.journal_share`` of the rows (then a load would replay too much). Call it under the
         index lock, on a copy that has caught up with the directory. Returns "journal", "save" or "none"."""
-        if not self._unsaved and not self._compacted:
+        if not self._unsaved and not self._compacted and not self._full_save_due:
             return "none"
         limit = max(self.config.journal_min_records, self.config.journal_share * len(self.docs))
-        if (self.generation is not None and not self._compacted
+        if (self.generation is not None and not self._compacted and not self._full_save_due
                 and self._journal_records + len(self._unsaved) <= limit):
             try:
                 self._journal_end = append_records(directory, self._journal_end, self._unsaved)
