@@ -297,3 +297,14 @@ def test_a_copy_with_no_save_to_extend_keeps_no_journal_and_saves_in_full(app, t
     loaded.upsert(ProductDoc(id="p-kayak", title="Carbon fibre kayak paddle"), EMB)
     assert loaded.persist(tmp_path / "idx") == "save"
     assert "p-kayak" in SearchIndex.load(tmp_path / "idx").row_of
+
+
+def test_a_memory_snapshot_longer_than_the_index_after_a_merge_does_not_break_queries(service):
+    """A merge of the BM25 delta renumbers rows (fewer); until the background refresh catches up, the loaded
+    memory is longer than the index, and queries must still run."""
+    searcher = service.searcher()
+    searcher.index.delete("p-boot")
+    searcher.index.compact()  # one row fewer, memory not refreshed yet
+    q = searcher.query("summit tents")
+    assert len(q.memory[0]) == len(searcher.index.docs)
+    assert searcher.search("summit tents", 3, arm=next(a for a in searcher.bandit.arms if a.name == "broad")).hits

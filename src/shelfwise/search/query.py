@@ -125,7 +125,9 @@ class Query:
         if len(total) < self.n:  # rows appended since the memory snapshot was taken
             pad = np.zeros(self.n - len(total), dtype=np.float32)
             total, seen = np.concatenate([total, pad]), np.concatenate([seen, pad])
-        return total, seen
+        # Rows renumbered (fewer) since: the snapshot is refreshed in the background; until then its scores
+        # land on the wrong rows, but every array a query combines has the index's length.
+        return total[: self.n], seen[: self.n]
 
     @cached_property
     def intent_hits(self) -> list[IntentHit]:
