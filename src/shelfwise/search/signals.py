@@ -25,7 +25,9 @@ from .understanding import QueryUnderstanding
 
 __all__ = ["DELTA_SHARE", "MIN_DELTA_ROWS", "ShopperSignals"]
 
-MIN_DELTA_ROWS = 500
+# A small catalog is cheap to pass over and its lexicon's document frequencies (and the cut of values on too
+# many products) shift fast with each new product: a low floor keeps the delta a small share of it.
+MIN_DELTA_ROWS = 50
 DELTA_SHARE = 0.05
 
 
