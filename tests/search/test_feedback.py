@@ -142,3 +142,56 @@ def test_the_request_after_a_click_does_not_wait_for_the_memory_refresh(service,
         release.set()
     service.settle()
     assert service.searcher().memory.has_observed("espresso machine")
+
+
+def test_train_ranker_reads_memory_with_the_latest_feedback(service):
+    result = service.search("espresso machine", k=3)
+    service.feedback("click", result.hits[0].product_id, result.decision_id)
+    service.train_ranker({"espresso machine": {"p-espresso": 3, "p-grinder": 1},
+                          "running shoes": {"p-runner": 3, "p-trail": 2}})
+    assert service.searcher().memory.has_observed("espresso machine")  # refreshed in line, before training
+
+
+def test_a_refresh_finishing_after_a_swap_reaches_the_searcher_requests_get(service):
+    from shelfwise.search.pipeline import Searcher
+
+    result = service.search("espresso machine", k=3)
+    old = service.searcher()
+    service.feedback("click", result.hits[0].product_id, result.decision_id)
+    # a reload swapped in a new searcher over the same index (another worker saved its ranker), keeping the
+    # memory the old one had, while a refresh for the old one was in flight
+    swapped = Searcher(old.index, old.embedder, config=old.config, memory=old.memory,
+                       understanding=old.understanding)
+    service._searcher = swapped
+    service._refresh_memory(old)
+    assert swapped.memory.has_observed("espresso machine")
+
+
+def test_a_slow_memory_refresh_holds_off_neither_updates_nor_queries(service, monkeypatch):
+    """The refresh copies the index's rows under its read lock and fits outside it: an update (a writer) and
+    the queries queued behind it do not wait for a full pass over the catalog."""
+    import threading
+    import time
+
+    from shelfwise.search.documents import ProductDoc
+    from shelfwise.search.understanding import QueryUnderstanding
+
+    searcher = service.searcher()
+    fitting, real_fit = threading.Event(), QueryUnderstanding.fit
+
+    def slow_fit(self, docs, clicks=()):
+        fitting.set()
+        time.sleep(1.0)
+        return real_fit(self, docs, clicks)
+
+    monkeypatch.setattr(QueryUnderstanding, "fit", slow_fit)
+    service._signals._full = None  # the next refresh makes a full pass
+    refresh = threading.Thread(target=service._signals.refresh, args=(searcher.index,))
+    refresh.start()
+    assert fitting.wait(5)
+    t0 = time.perf_counter()
+    searcher.index.upsert(ProductDoc(id="p-kayak", title="Carbon fibre kayak paddle"), searcher.embedder)
+    searcher.search("kayak", 3)
+    waited = time.perf_counter() - t0
+    refresh.join()
+    assert waited < 0.5, f"an update and a query waited {waited:.2f} s for the memory refresh"

@@ -106,7 +106,8 @@ class ReadWriteLock:
             yield
         finally:
             with self._cond:
-                self._readers -= 1
+                # floored: a child forked inside a read starts with the count reset, then leaves the read
+                self._readers = max(0, self._readers - 1)
                 if not self._readers:
                     self._cond.notify_all()
 

@@ -72,6 +72,7 @@ class SearchService:
         self._failed_stamp: dict[str, tuple[int, int, int] | None] | None = None  # a save that did not load
         self._reloading: threading.Thread | None = None  # the background reload another worker's save started
         self._refreshing: threading.Thread | None = None  # the background memory refresh feedback started
+        self._refresh_start = threading.Lock()  # one request starts that thread, not two
         self._last_refresh = 0.0  # monotonic time the memory was last refreshed
         self._swap = threading.Lock()  # one reload at a time in this process (taken after the index lock)
 
@@ -196,15 +197,18 @@ class SearchService:
                                                    name="shelfwise-search-reload")
                 self._reloading.start()
         assert self._searcher is not None
-        if self._memory_stale:
+        # Writers leave the memory alone (an upsert does not read it; what trains on it refreshes it itself).
+        if self._memory_stale and not force_check:
             if self._searcher.memory is None:  # nothing to serve with yet
                 self._refresh_memory(self._searcher)
-            elif not (self._refreshing is not None and self._refreshing.is_alive()):
+            else:
                 # Feedback or an index change: a request serves the memory it has (a few ms older) rather than
                 # wait for the refresh (28 ms after a click, more after an upsert at 6.8 k products).
-                self._refreshing = threading.Thread(target=self._refresh_in_background, daemon=True,
-                                                    name="shelfwise-search-signals")
-                self._refreshing.start()
+                with self._refresh_start:
+                    if not (self._refreshing is not None and self._refreshing.is_alive()):
+                        self._refreshing = threading.Thread(target=self._refresh_in_background, daemon=True,
+                                                            name="shelfwise-search-signals")
+                        self._refreshing.start()
         return self._searcher
 
     def _refresh_in_background(self) -> None:
@@ -216,7 +220,8 @@ class SearchService:
         try:
             if searcher is not None:
                 self._refresh_memory(searcher)
-        except Exception:  # requests keep the memory they have; the next change tries again
+        except Exception:  # requests keep the memory they have; the next request tries again
+            self._memory_stale = True
             log.exception("background refresh of the search memory failed")
 
     def _reload_running(self) -> bool:
@@ -289,8 +294,15 @@ class SearchService:
 
     def _refresh_memory(self, searcher: Searcher) -> None:
         self._memory_stale = False  # first: a change marked during the refresh makes it stale again
-        searcher.memory, searcher.understanding = self._signals.refresh(searcher.index)
+        memory, understanding = self._signals.refresh(searcher.index)
+        searcher.memory, searcher.understanding = memory, understanding
         self._last_refresh = time.monotonic()
+        current = self._searcher
+        if current is not None and current is not searcher:  # swapped meanwhile (another worker's model save)
+            if current.index is searcher.index:
+                current.memory, current.understanding = memory, understanding
+            else:
+                self._memory_stale = True
 
     # -- requests -------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -342,6 +354,8 @@ class SearchService:
         judgements = validate_judgements(judgements)
         with self._lock.hold():
             searcher = self._current(force_check=True)
+            if self._memory_stale or searcher.memory is None:  # memory features: the latest feedback, right rows
+                self._refresh_memory(searcher)
             X, y, groups = judged_training_data(searcher, judgements)
             if len(groups) < 2:
                 raise InputError(f"only {len(groups)} judged queries with a relevant product",

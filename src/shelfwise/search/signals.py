@@ -16,9 +16,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from .config import SearchConfig
+from .documents import ProductDoc
 from .index import SearchIndex
 from .memory import LayeredMemory, MemoryIndex, read_entries
 from .understanding import QueryUnderstanding
@@ -29,6 +31,17 @@ __all__ = ["DELTA_SHARE", "MIN_DELTA_ROWS", "ShopperSignals"]
 # many products) shift fast with each new product: a low floor keeps the delta a small share of it.
 MIN_DELTA_ROWS = 50
 DELTA_SHARE = 0.05
+
+
+@dataclass
+class _Snapshot:
+    """The rows of an index at one moment (the lists and maps copied; the documents shared, never edited)."""
+
+    index: SearchIndex
+    docs: list[ProductDoc]
+    row_of: dict[str, int]
+    alive: np.ndarray
+    compactions: int
 
 
 @dataclass
@@ -51,22 +64,22 @@ class ShopperSignals:
         self.full_passes = 0  # how many times the whole catalog was read (tests and metrics)
         self._lock = threading.Lock()  # a request's refresh and a background one share the cached passes
 
-    def _load(self, index: SearchIndex, source: str, product_ids: list[str] | None = None) -> MemoryIndex:
+    def _load(self, snap: _Snapshot, source: str, product_ids: list[str] | None = None) -> MemoryIndex:
         with self.sessions() as s:
-            return self._build(index, read_entries(s, source, product_ids))
+            return self._build(snap, read_entries(s, source, product_ids))
 
-    def _build(self, index: SearchIndex, entries: list) -> MemoryIndex:  # type: ignore[type-arg]
-        return MemoryIndex.from_entries(entries, index.row_of, len(index.docs),
+    def _build(self, snap: _Snapshot, entries: list) -> MemoryIndex:  # type: ignore[type-arg]
+        return MemoryIndex.from_entries(entries, snap.row_of, len(snap.docs),
                                         half_life_days=self.config.memory_half_life_days,
                                         predicted_weight=self.config.predicted_query_weight)
 
-    def _catalog(self, index: SearchIndex) -> tuple[list[MemoryIndex], QueryUnderstanding]:
+    def _catalog(self, snap: _Snapshot) -> tuple[list[MemoryIndex], QueryUnderstanding]:
         full = self._full
-        n = len(index.docs)
-        if (full is None or full.index is not index or full.compactions != index.compactions
+        n = len(snap.docs)
+        if (full is None or full.index is not snap.index or full.compactions != snap.compactions
                 or n - full.rows > max(MIN_DELTA_ROWS, DELTA_SHARE * n)):
-            full = self._full = _CatalogPass(index, index.compactions, n, self._load(index, "predicted"),
-                                             QueryUnderstanding().fit(index.docs))
+            full = self._full = _CatalogPass(snap.index, snap.compactions, n, self._load(snap, "predicted"),
+                                             QueryUnderstanding().fit(snap.docs))
             self._delta = None
             self.full_passes += 1
         if n == full.rows:
@@ -74,20 +87,22 @@ class ShopperSignals:
         if self._delta is None or self._delta[0] != n:
             # Rows appended since the full pass: new products and new versions of old ones (their old rows are
             # tombstoned, so old layers' scores on them are never read).
-            ids = [index.docs[r].id for r in range(full.rows, n) if index.alive[r]]
-            self._delta = (n, self._load(index, "predicted", ids) if ids else None,
-                           full.understanding.with_rows(index.docs, range(full.rows, n)))
+            ids = [snap.docs[r].id for r in range(full.rows, n) if snap.alive[r]]
+            self._delta = (n, self._load(snap, "predicted", ids) if ids else None,
+                           full.understanding.with_rows(snap.docs, range(full.rows, n)))
         _, predicted, understanding = self._delta
         return [full.predicted] + ([predicted] if predicted is not None else []), understanding
 
     def refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
-        # Under the index's read lock: a catch-up applying another worker's changes edits rows in place.
-        with self._lock, index.guard.reading():
-            return self._refresh(index)
-
-    def _refresh(self, index: SearchIndex) -> tuple[LayeredMemory, QueryUnderstanding]:
-        predicted, understanding = self._catalog(index)
-        with self.sessions() as s:
-            entries = read_entries(s, "observed")  # one read for the observed layer and the click lexicon
-        pairs = [(key, index.row_of[pid]) for key, pid, _, score, _ in entries if score > 0 and pid in index.row_of]
-        return LayeredMemory(predicted, self._build(index, entries)), understanding.with_clicks(index.docs, pairs)
+        # The index's rows are copied under its read lock (a catch-up edits them in place); the database reads
+        # and fits run outside it, so a waiting update, and the queries behind it, never wait for them.
+        with self._lock:
+            with index.guard.reading():
+                snap = _Snapshot(index, list(index.docs), dict(index.row_of), index.alive.copy(), index.compactions)
+            predicted, understanding = self._catalog(snap)
+            with self.sessions() as s:
+                entries = read_entries(s, "observed")  # one read for the observed layer and the click lexicon
+            pairs = [(key, snap.row_of[pid]) for key, pid, _, score, _ in entries
+                     if score > 0 and pid in snap.row_of]
+            return (LayeredMemory(predicted, self._build(snap, entries)),
+                    understanding.with_clicks(snap.docs, pairs))
