@@ -220,8 +220,8 @@ class SearchService:
         try:
             if searcher is not None:
                 self._refresh_memory(searcher)
-        except Exception:  # requests keep the memory they have; the next request tries again
-            self._memory_stale = True
+        except Exception:  # requests keep the memory they have; a request after the interval tries again
+            self._memory_stale, self._last_refresh = True, time.monotonic()
             log.exception("background refresh of the search memory failed")
 
     def _reload_running(self) -> bool:
