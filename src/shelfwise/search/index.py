@@ -76,6 +76,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
+def _journal_error(directory: Path, exc: Exception) -> IndexStateError:
+    return IndexStateError(f"the journal of the search index at {directory} does not apply "
+                           f"({type(exc).__name__}: {exc})", fix=REBUILD_HINT)
+
+
 def _remove_unreferenced(directory: Path, keep: set[str]) -> None:
     for pattern in _INDEX_FILES:
         for path in directory.glob(pattern):
@@ -278,8 +283,7 @@ class SearchIndex:
                     self._apply_all(changes)
                 except Exception as exc:
                     self.generation = None  # whatever applied, the next catch-up loads the directory afresh
-                    raise IndexStateError(f"the journal of the search index at {directory} does not apply "
-                                          f"({type(exc).__name__}: {exc})", fix=REBUILD_HINT) from exc
+                    raise _journal_error(directory, exc) from exc
         self._journal_end, self._journal_records = end, self._journal_records + len(changes)
         return self
 
@@ -324,7 +328,6 @@ class SearchIndex:
             try:
                 index._apply_all(changes)
             except Exception as exc:
-                raise IndexStateError(f"the journal of the search index at {directory} does not apply "
-                                      f"({type(exc).__name__}: {exc})", fix=REBUILD_HINT) from exc
+                raise _journal_error(directory, exc) from exc
             index.generation, index._journal_records = generation, len(changes)
         return index

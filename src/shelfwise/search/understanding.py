@@ -4,6 +4,7 @@ for a token). Slots become filters and boosts in structured retrieval and featur
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -51,37 +52,35 @@ class QueryUnderstanding:
     def with_clicks(self, docs: list[ProductDoc], clicks: Iterable[tuple[str, int]]) -> QueryUnderstanding:
         """A copy that keeps this one's catalog lexicon (a pass over every product) and learns the clicks
         afresh: what a service does after feedback, which changes the clicks only."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy._fit_clicks(docs, clicks)
-        return copy
+        relearned = copy.copy(self)
+        relearned._fit_clicks(docs, clicks)
+        return relearned
 
     def with_rows(self, docs: list[ProductDoc], rows: Iterable[int]) -> QueryUnderstanding:
         """A copy that also knows the values of ``docs[rows]`` (products indexed since the fit): each value
         gains the row; a value new to the lexicon enters with the specificity of a value one product has. The
         document frequencies of the rest, and the ``max_df`` cut, wait for the next full fit."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy.slot_rows_ = dict(self.slot_rows_)
-        copy.lexicon_ = defaultdict(list, {k: list(v) for k, v in self.lexicon_.items()})
+        grown = copy.copy(self)
+        grown.slot_rows_ = dict(self.slot_rows_)
+        grown.lexicon_ = defaultdict(list, {k: list(v) for k, v in self.lexicon_.items()})
         added: dict[tuple[str, str], list[int]] = defaultdict(list)
         for row in rows:
             for key in self._values(docs[row]):
                 added[key].append(row)
         n = max(len(docs), 1)
         for (field, value), new_rows in added.items():
-            old = copy.slot_rows_.get((field, value))
             if (field, value) in self.too_common_:
                 continue
+            old = grown.slot_rows_.get((field, value))
             if old is None:
                 toks = tuple(tokenize(value))
                 if not toks or len(toks) > _MAX_NGRAM:
                     continue
-                copy.lexicon_[toks].append((field, value, math.log(n / len(new_rows))))
+                grown.lexicon_[toks].append((field, value, math.log(n / len(new_rows))))
                 old = np.zeros(0, dtype=np.int64)
-            copy.slot_rows_[(field, value)] = np.union1d(old, np.asarray(new_rows, dtype=np.int64))
-        copy.n_rows_ = len(docs)
-        return copy
+            grown.slot_rows_[(field, value)] = np.union1d(old, np.asarray(new_rows, dtype=np.int64))
+        grown.n_rows_ = len(docs)
+        return grown
 
     @staticmethod
     def _values(doc: ProductDoc) -> list[tuple[str, str]]:
@@ -99,10 +98,11 @@ class QueryUnderstanding:
         self.lexicon_: dict[tuple[str, ...], list[tuple[str, str, float]]] = defaultdict(list)
         self.too_common_: set[tuple[str, str]] = set()  # values left out for being on too many products
         for (field, value), rows in rows_of.items():
-            toks = tuple(tokenize(value))
             if len(rows) > self.max_df * n:
                 self.too_common_.add((field, value))
-            if not toks or len(toks) > _MAX_NGRAM or len(rows) > self.max_df * n:
+                continue
+            toks = tuple(tokenize(value))
+            if not toks or len(toks) > _MAX_NGRAM:
                 continue
             self.slot_rows_[(field, value)] = np.asarray(sorted(set(rows)), dtype=np.int64)
             self.lexicon_[toks].append((field, value, math.log(n / len(rows))))
@@ -111,11 +111,10 @@ class QueryUnderstanding:
     def _fit_clicks(self, docs: list[ProductDoc], clicks: Iterable[tuple[str, int]]) -> None:
         # From clicks: token -> category shares, kept when one category takes a clear share of the clicks.
         cat_counts: dict[str, Counter[str]] = defaultdict(Counter)
-        tokens = _query_tokens
         for query, row in clicks:
             if 0 <= row < len(docs) and docs[row].category:
                 leaf = docs[row].category.split(">")[-1].strip().lower()
-                for tok in tokens(query):
+                for tok in _query_tokens(query):
                     cat_counts[tok][leaf] += 1
         self.click_lexicon_: dict[str, list[tuple[str, float]]] = {}
         for tok, counts in cat_counts.items():

@@ -88,6 +88,15 @@ def _refuse_bad_text(value: Any, what: str) -> None:
         raise InputError(f"{what} field {where!r} contains {problem}", fix=_TEXT_FIX)
 
 
+def _checked_payload(event: Event) -> dict[str, Any]:
+    """The event's stored payload, once its type is known and all its text is storable (else ``InputError``)."""
+    if event.type not in EVENT_TYPES:
+        raise InputError(f"unknown event type {event.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
+    payload = event.model_dump(mode="json", exclude={"type", "product_id"})
+    _refuse_bad_text({"product_id": event.product_id, **payload}, f"{event.type} event")
+    return payload
+
+
 class Event(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -249,10 +258,7 @@ class EventLog:
         read back (NUL, unpaired surrogates) is refused before anything is written."""
         from ..observability import EVENTS_APPENDED, current_trace_id
 
-        if event.type not in EVENT_TYPES:
-            raise InputError(f"unknown event type {event.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
-        payload = event.model_dump(mode="json", exclude={"type", "product_id"})
-        _refuse_bad_text({"product_id": event.product_id, **payload}, f"{event.type} event")
+        payload = _checked_payload(event)
         if idempotency_key is not None:
             _check_key(idempotency_key)
             existing = self._by_key(idempotency_key)
@@ -292,12 +298,8 @@ class EventLog:
 
         table, trace, now, ids = EventRow.__table__, current_trace_id(), utcnow(), []
         events = list(events)
-        payloads = []
-        for ev in events:  # every event is checked before any is written: a batch goes in whole or not at all
-            if ev.type not in EVENT_TYPES:
-                raise InputError(f"unknown event type {ev.type!r}", fix=f"use one of {', '.join(EVENT_TYPES)}")
-            payloads.append(ev.model_dump(mode="json", exclude={"type", "product_id"}))
-            _refuse_bad_text({"product_id": ev.product_id, **payloads[-1]}, f"{ev.type} event")
+        # every event is checked before any is written: a batch goes in whole or not at all
+        payloads = [_checked_payload(ev) for ev in events]
         for start in range(0, len(events), 400):  # well inside SQLite's bound-parameter limit
             part = events[start: start + 400]
             rows = [{"type": e.type, "product_id": e.product_id, "trace_id": trace, "ts": now, "payload": payload}
